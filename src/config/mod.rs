@@ -1,0 +1,324 @@
+//! knockd.conf: the typed, validated configuration and its parser.
+//!
+//! This module owns turning text into doors and options, and every message
+//! about what is wrong with that text. It must not open captures, run
+//! commands or know about the engine; the only files it reads are the config
+//! itself and a door's one-time-sequences file.
+
+mod error;
+mod onetime;
+mod parse;
+mod sequence;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::knock::{Proto, TcpFlags};
+
+pub use error::{ConfigError, Diagnostics, Warning};
+pub use onetime::{next_one_time_sequence, OneTimeLine};
+pub use parse::{load, parse_reader, parse_str, permission_warnings, Parsed};
+pub use sequence::{parse_sequence, SequenceError};
+
+/// knockd's default `Seq_Timeout`, in seconds.
+pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
+/// knockd's default `Cmd_Timeout`, in seconds.
+pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
+/// knockd's limit on ports in one sequence.
+pub const MAX_SEQUENCE_LEN: usize = 32;
+/// Default cap on tracked knock attempts: about 24 MiB of attempt table.
+pub const DEFAULT_MAX_ATTEMPTS: usize = 1 << 19;
+/// Default journal of pending stop commands.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/knockd/state";
+/// Default pid file, as knockd.
+pub const DEFAULT_PID_FILE: &str = "/var/run/knockd.pid";
+
+/// The whole parsed file: global options and the doors, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub options: Options,
+    pub doors: Vec<Door>,
+}
+
+/// The `[options]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// `UseSyslog`: mirror operator messages to syslog.
+    pub use_syslog: bool,
+    /// `LogFile`: where operator messages are appended.
+    pub log_file: Option<PathBuf>,
+    /// `PidFile`.
+    pub pid_file: Option<PathBuf>,
+    /// `Interface`: one or more names (comma-separated); `-i` wins.
+    pub interfaces: Vec<String>,
+    /// `MaxAttempts` (ours): bound on knock attempts tracked at once.
+    pub max_attempts: usize,
+    /// `StateFile` (ours): journal of pending stop commands.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            use_syslog: false,
+            log_file: None,
+            pid_file: None,
+            interfaces: Vec::new(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            state_file: None,
+        }
+    }
+}
+
+/// One step of a knock sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Step {
+    pub port: u16,
+    pub proto: Proto,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.port, self.proto)
+    }
+}
+
+/// A validated knock sequence: 1 to [`MAX_SEQUENCE_LEN`] steps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sequence(Vec<Step>);
+
+impl Sequence {
+    /// Wraps steps already checked by [`parse_sequence`]; `None` when the
+    /// count is out of range, so an invalid sequence cannot exist.
+    pub fn new(steps: Vec<Step>) -> Option<Self> {
+        (1..=MAX_SEQUENCE_LEN)
+            .contains(&steps.len())
+            .then_some(Sequence(steps))
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: a sequence has at least one step. Present for clippy's
+    /// `len_without_is_empty` and for readers who expect it.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Sequence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{step}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a door's sequence comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SequenceSource {
+    /// `Sequence = ...`: fixed.
+    Fixed(Sequence),
+    /// `One_Time_Sequences = path`: the first valid line is live; each
+    /// successful knock uses it up.
+    OneTime {
+        path: PathBuf,
+        /// The live line, as found when the config was read.
+        current: OneTimeLine,
+    },
+}
+
+impl SequenceSource {
+    /// The sequence that opens the door now.
+    pub fn current(&self) -> &Sequence {
+        match self {
+            SequenceSource::Fixed(seq) => seq,
+            SequenceSource::OneTime { current, .. } => &current.sequence,
+        }
+    }
+}
+
+/// TCP flag requirements of a door (`TCPFlags = syn,!ack`): flags that must
+/// be set and flags that must be clear. Empty means any TCP packet counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlagRule {
+    pub set: TcpFlags,
+    pub clear: TcpFlags,
+}
+
+impl FlagRule {
+    /// Whether a TCP packet with `flags` counts for the door at all.
+    #[inline]
+    pub fn matches(&self, flags: TcpFlags) -> bool {
+        flags.contains(self.set) && flags.excludes(self.clear)
+    }
+
+    /// True when the door places no condition on TCP flags.
+    pub fn is_any(&self) -> bool {
+        self.set.0 == 0 && self.clear.0 == 0
+    }
+}
+
+impl fmt::Display for FlagRule {
+    /// The config spelling (`syn,!ack`), or `any`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_any() {
+            return f.write_str("any");
+        }
+        let mut first = true;
+        for (flag, name) in TcpFlags::NAMED {
+            let bang = if self.set.contains(flag) {
+                ""
+            } else if self.clear.contains(flag) {
+                "!"
+            } else {
+                continue;
+            };
+            if !first {
+                f.write_str(",")?;
+            }
+            write!(f, "{bang}{name}")?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// What a second successful knock does while the door is already open for
+/// the same address (only matters for doors with a stop command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reopen {
+    /// Push the pending stop command back; do not run the start command
+    /// again, so firewall rules are not stacked.
+    #[default]
+    Extend,
+    /// knockd 0.8: run the start command again and schedule one more stop.
+    Stack,
+}
+
+/// A door: a named sequence and what happens when it is knocked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Door {
+    pub name: String,
+    /// Line of the `[name]` header, for messages about the door.
+    pub line: usize,
+    pub sequence: SequenceSource,
+    pub seq_timeout: Duration,
+    pub tcp_flags: FlagRule,
+    /// `Start_Command`/`Command`. `None` when unset.
+    pub start_command: Option<String>,
+    /// `Start_Command_6`/`Command_6`: `None` falls back to the v4 command;
+    /// `Some("")` means "do nothing for IPv6".
+    pub start_command_6: Option<String>,
+    pub stop_command: Option<String>,
+    pub stop_command_6: Option<String>,
+    pub cmd_timeout: Duration,
+    /// `Target`: match knocks to this address instead of the interface's.
+    pub target: Option<IpAddr>,
+    /// `Reopen` (ours).
+    pub reopen: Reopen,
+}
+
+impl Door {
+    /// A door with knockd's defaults and the given sequence; the parser
+    /// starts from this, and so can tests.
+    pub fn new(name: impl Into<String>, sequence: Sequence) -> Self {
+        Door {
+            name: name.into(),
+            line: 0,
+            sequence: SequenceSource::Fixed(sequence),
+            seq_timeout: DEFAULT_SEQ_TIMEOUT,
+            tcp_flags: FlagRule::default(),
+            start_command: None,
+            start_command_6: None,
+            stop_command: None,
+            stop_command_6: None,
+            cmd_timeout: DEFAULT_CMD_TIMEOUT,
+            target: None,
+            reopen: Reopen::default(),
+        }
+    }
+
+    /// The start command for a knock from `v6` or v4, after knockd's
+    /// fallback (`_6` unset → v4 command) and "empty means nothing".
+    pub fn start_command_for(&self, v6: bool) -> Option<&str> {
+        pick_command(v6, &self.start_command, &self.start_command_6)
+    }
+
+    /// The stop command, with the same fallback rules as the start command.
+    pub fn stop_command_for(&self, v6: bool) -> Option<&str> {
+        pick_command(v6, &self.stop_command, &self.stop_command_6)
+    }
+}
+
+fn pick_command<'a>(v6: bool, v4: &'a Option<String>, v6cmd: &'a Option<String>) -> Option<&'a str> {
+    let chosen = if v6 { v6cmd.as_ref().or(v4.as_ref()) } else { v4.as_ref() };
+    chosen.map(String::as_str).filter(|c| !c.is_empty())
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+impl Door {
+    /// The one-line summary `knockd --check` prints for the door.
+    pub fn summary(&self) -> String {
+        let mut s = format!("[{}] sequence {}", self.name, self.sequence.current());
+        if let SequenceSource::OneTime { path, current } = &self.sequence {
+            s.push_str(&format!(
+                " (one-time, {}:{})",
+                path.display(),
+                current.line
+            ));
+        }
+        s.push_str(&format!(
+            ", seq_timeout {}, tcpflags {}",
+            fmt_secs(self.seq_timeout),
+            self.tcp_flags
+        ));
+        if let Some(t) = self.target {
+            s.push_str(&format!(", target {t}"));
+        }
+        let mut cmds = Vec::new();
+        for (name, value) in [
+            ("start", &self.start_command),
+            ("start_6", &self.start_command_6),
+            ("stop", &self.stop_command),
+            ("stop_6", &self.stop_command_6),
+        ] {
+            match value {
+                Some(v) if v.is_empty() => cmds.push(format!("{name}=none")),
+                Some(_) => cmds.push(name.to_string()),
+                None => {}
+            }
+        }
+        if cmds.is_empty() {
+            s.push_str(", no commands");
+        } else {
+            s.push_str(&format!(", commands: {}", cmds.join(" ")));
+        }
+        if self.stop_command.is_some() || self.stop_command_6.is_some() {
+            s.push_str(&format!(", cmd_timeout {}", fmt_secs(self.cmd_timeout)));
+            if self.reopen == Reopen::Stack {
+                s.push_str(", reopen stack");
+            }
+        }
+        s
+    }
+}

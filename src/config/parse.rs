@@ -1,0 +1,565 @@
+//! The knockd.conf grammar: `[section]` headers and `key = value` lines.
+//!
+//! Errors are collected, not returned at the first one, so `knockd --check`
+//! shows everything wrong with a file at once. Keys are matched without
+//! regard to case, as knockd does.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::{Diagnostics, Warning};
+use super::onetime::next_one_time_sequence;
+use super::sequence::parse_sequence;
+use super::{Config, Door, FlagRule, Options, Reopen, SequenceSource};
+use crate::knock::TcpFlags;
+
+/// Stop collecting after this many errors: a binary file or a wrong path
+/// would otherwise produce one message per line.
+const MAX_ERRORS: usize = 100;
+
+/// Largest timeout accepted, so deadline arithmetic can never overflow.
+const MAX_TIMEOUT_SECS: f64 = 1e9;
+
+/// Largest `MaxAttempts`: 16 Mi attempts is already about 1 GiB of table.
+const MAX_MAX_ATTEMPTS: usize = 1 << 24;
+
+/// A successful parse: the config and what deserves a warning.
+pub type Parsed = (Config, Vec<Warning>);
+
+/// Reads and parses the config file at `path`.
+///
+/// Permission problems are not checked here; see [`permission_warnings`].
+pub fn load(path: &Path) -> Result<Parsed, Diagnostics> {
+    let mut diag = Diagnostics::default();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            diag.error(path, None, None, "is a directory, not a config file");
+            return Err(diag);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            diag.error(path, None, None, format!("cannot read: {}", io_reason(&e)));
+            return Err(diag);
+        }
+    }
+    match std::fs::File::open(path) {
+        Ok(file) => parse_reader(file, path),
+        Err(e) => {
+            diag.error(path, None, None, format!("cannot read: {}", io_reason(&e)));
+            Err(diag)
+        }
+    }
+}
+
+/// Parses config text; `file` is only used to name the place in messages.
+pub fn parse_str(text: &str, file: &Path) -> Result<Parsed, Diagnostics> {
+    parse_reader(text.as_bytes(), file)
+}
+
+/// Parses config text from any reader.
+pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostics> {
+    let mut p = Parser {
+        file,
+        diag: Diagnostics::default(),
+        options: Options::default(),
+        doors: Vec::new(),
+        section: Section::None,
+        seen_options: false,
+    };
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let mut number = 0usize;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                p.diag.error(
+                    file,
+                    Some(number + 1),
+                    None,
+                    format!("read error: {}", io_reason(&e)),
+                );
+                break;
+            }
+        }
+        number += 1;
+        match std::str::from_utf8(&buf) {
+            Ok(text) => p.line(number, text),
+            Err(_) => p.error(number, None, "not valid UTF-8 text"),
+        }
+        if p.diag.errors.len() >= MAX_ERRORS {
+            p.error(
+                number,
+                None,
+                format!("too many errors, stopped reading after {MAX_ERRORS}"),
+            );
+            return Err(p.diag);
+        }
+    }
+    p.finish_section();
+    if p.doors.is_empty() && p.diag.errors.is_empty() {
+        p.diag
+            .warn(file, None, "no doors defined: nothing can be opened");
+    }
+    let mut names: Vec<&str> = p.doors.iter().map(|d| d.name.as_str()).collect();
+    names.sort_unstable();
+    for pair in names.windows(2) {
+        if pair[0] == pair[1] {
+            let name = pair[0].to_string();
+            p.diag.warn(
+                file,
+                None,
+                format!("door name [{name}] is used more than once; log lines will not tell them apart"),
+            );
+        }
+    }
+    if p.diag.errors.is_empty() {
+        Ok((
+            Config {
+                options: p.options,
+                doors: p.doors,
+            },
+            p.diag.warnings,
+        ))
+    } else {
+        Err(p.diag)
+    }
+}
+
+/// Warnings about who else may read or change the file: it holds secret
+/// sequences and commands that run as root.
+pub fn permission_warnings(path: &Path) -> Vec<Warning> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    let mut out = Vec::new();
+    if mode & 0o022 != 0 {
+        out.push(Warning {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "writable by group or others (mode {mode:04o}): whoever can edit it runs commands as root; chmod 600"
+            ),
+        });
+    } else if mode & 0o004 != 0 {
+        out.push(Warning {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "readable by others (mode {mode:04o}): the knock sequences are secrets; chmod 600"
+            ),
+        });
+    }
+    out
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            // io::Error's Display appends "(os error N)"; keep the words only.
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+enum Section {
+    None,
+    Options,
+    Door(Box<DoorBuilder>),
+}
+
+/// A door while its section is being read.
+struct DoorBuilder {
+    door: Door,
+    sequence_line: Option<usize>,
+    one_time_line: Option<usize>,
+    sequence: Option<SequenceSource>,
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    diag: Diagnostics,
+    options: Options,
+    doors: Vec<Door>,
+    section: Section,
+    seen_options: bool,
+}
+
+impl Parser<'_> {
+    fn error(&mut self, line: usize, key: Option<&str>, message: impl Into<String>) {
+        self.diag.error(self.file, Some(line), key, message);
+    }
+
+    fn warn(&mut self, line: usize, message: impl Into<String>) {
+        self.diag.warn(self.file, Some(line), message);
+    }
+
+    fn line(&mut self, number: usize, raw: &str) {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            self.section_header(number, rest);
+            return;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (line, None),
+        };
+        match &self.section {
+            Section::None => self.error(
+                number,
+                Some(key),
+                "directive outside any section (put it under [options] or a [door])",
+            ),
+            Section::Options => self.option(number, key, value),
+            Section::Door(_) => self.door_directive(number, key, value),
+        }
+    }
+
+    fn section_header(&mut self, number: usize, rest: &str) {
+        self.finish_section();
+        let Some(name) = rest.strip_suffix(']') else {
+            self.error(number, None, "section header is missing its closing ']'");
+            // Swallow the section's lines without a cascade of errors.
+            self.section = Section::Options;
+            return;
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            self.error(number, None, "empty section name '[]'");
+            self.section = Section::Options;
+            return;
+        }
+        if name.eq_ignore_ascii_case("options") {
+            if self.seen_options {
+                self.warn(number, "second [options] section; its settings are merged");
+            }
+            self.seen_options = true;
+            self.section = Section::Options;
+            return;
+        }
+        let mut door = Door::new(name, placeholder_sequence());
+        door.line = number;
+        self.section = Section::Door(Box::new(DoorBuilder {
+            door,
+            sequence_line: None,
+            one_time_line: None,
+            sequence: None,
+        }));
+    }
+
+    fn finish_section(&mut self) {
+        let Section::Door(b) = std::mem::replace(&mut self.section, Section::None) else {
+            return;
+        };
+        let mut b = *b;
+        match (b.sequence_line, b.one_time_line) {
+            (Some(_), Some(l)) => {
+                self.error(
+                    l,
+                    Some("One_Time_Sequences"),
+                    format!(
+                        "door [{}] has both Sequence and One_Time_Sequences; use one",
+                        b.door.name
+                    ),
+                );
+                return;
+            }
+            (None, None) => {
+                self.error(
+                    b.door.line,
+                    None,
+                    format!(
+                        "door [{}] has no Sequence (or One_Time_Sequences)",
+                        b.door.name
+                    ),
+                );
+                return;
+            }
+            _ => {}
+        }
+        // A missing sequence here means its own line already had an error.
+        if let Some(seq) = b.sequence.take() {
+            b.door.sequence = seq;
+            self.doors.push(b.door);
+        }
+    }
+
+    fn option(&mut self, number: usize, key: &str, value: Option<&str>) {
+        let upper = key.to_ascii_uppercase();
+        if upper == "USESYSLOG" {
+            match value.map(parse_bool) {
+                None => self.options.use_syslog = true,
+                Some(Some(b)) => self.options.use_syslog = b,
+                Some(None) => {
+                    self.error(number, Some(key), "takes no value (or yes/no)")
+                }
+            }
+            return;
+        }
+        if is_door_key(&upper) {
+            self.error(
+                number,
+                Some(key),
+                "is a door directive; it cannot be used in [options]",
+            );
+            return;
+        }
+        if !matches!(
+            upper.as_str(),
+            "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE"
+        ) {
+            self.error(number, Some(key), "unknown option");
+            return;
+        }
+        let Some(value) = self.value(number, key, value) else {
+            return;
+        };
+        match upper.as_str() {
+            "LOGFILE" => self.options.log_file = Some(PathBuf::from(value)),
+            "PIDFILE" => self.options.pid_file = Some(PathBuf::from(value)),
+            "STATEFILE" => self.options.state_file = Some(PathBuf::from(value)),
+            "INTERFACE" => {
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .map(str::to_string)
+                    .collect();
+                if names.iter().any(String::is_empty) {
+                    self.error(number, Some(key), "empty interface name in the list");
+                } else {
+                    self.options.interfaces = names;
+                }
+            }
+            "MAXATTEMPTS" => match value.parse::<usize>() {
+                Ok(n @ 1..=MAX_MAX_ATTEMPTS) => self.options.max_attempts = n,
+                _ => self.error(
+                    number,
+                    Some(key),
+                    format!("\"{value}\" is not a whole number from 1 to {MAX_MAX_ATTEMPTS}"),
+                ),
+            },
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    /// The value of a directive that needs one, or an error.
+    fn value<'v>(&mut self, number: usize, key: &str, value: Option<&'v str>) -> Option<&'v str> {
+        match value {
+            None => {
+                self.error(number, Some(key), format!("needs a value ({key} = ...)"));
+                None
+            }
+            Some("") => {
+                self.error(number, Some(key), "empty value");
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
+    fn door_directive(&mut self, number: usize, key: &str, value: Option<&str>) {
+        let upper = key.to_ascii_uppercase();
+        if upper == "USESYSLOG" && value.is_none() {
+            // knockd 0.8 honours a bare UseSyslog anywhere; keep configs working.
+            self.warn(number, "UseSyslog belongs in [options]");
+            self.options.use_syslog = true;
+            return;
+        }
+        if !is_door_key(&upper) {
+            if matches!(
+                upper.as_str(),
+                "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE" | "USESYSLOG"
+            ) {
+                self.error(number, Some(key), "is a global option; move it to [options]");
+            } else {
+                self.error(number, Some(key), "unknown door directive");
+            }
+            return;
+        }
+        // Commands may be empty ("do nothing"); everything else needs a value.
+        let is_command = upper.contains("COMMAND");
+        let value = if is_command {
+            match value {
+                Some(v) => v,
+                None => {
+                    self.error(number, Some(key), format!("needs a value ({key} = ...)"));
+                    return;
+                }
+            }
+        } else {
+            match self.value(number, key, value) {
+                Some(v) => v,
+                None => return,
+            }
+        };
+        let Section::Door(b) = &mut self.section else {
+            return;
+        };
+        let mut error: Option<String> = None;
+        let mut repeated = false;
+        match upper.as_str() {
+            "SEQUENCE" => {
+                repeated = b.sequence_line.is_some();
+                b.sequence_line = Some(number);
+                match parse_sequence(value) {
+                    Ok(seq) => b.sequence = Some(SequenceSource::Fixed(seq)),
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+            "ONE_TIME_SEQUENCES" => {
+                repeated = b.one_time_line.is_some();
+                b.one_time_line = Some(number);
+                let path = PathBuf::from(value);
+                match next_one_time_sequence(&path, &mut self.diag.warnings) {
+                    Ok(Some(current)) => b.sequence = Some(SequenceSource::OneTime { path, current }),
+                    Ok(None) => error = Some(format!("{value} has no unused valid sequence line")),
+                    Err(e) => error = Some(format!("cannot read {value}: {}", io_reason(&e))),
+                }
+            }
+            "SEQ_TIMEOUT" | "TIMEOUT" => match parse_seconds(value) {
+                Ok(d) => b.door.seq_timeout = d,
+                Err(e) => error = Some(e),
+            },
+            "CMD_TIMEOUT" => match parse_seconds(value) {
+                Ok(d) => b.door.cmd_timeout = d,
+                Err(e) => error = Some(e),
+            },
+            "TCPFLAGS" => match parse_flags(value, b.door.tcp_flags) {
+                Ok(rule) => b.door.tcp_flags = rule,
+                Err(e) => error = Some(e),
+            },
+            "START_COMMAND" | "COMMAND" => {
+                repeated = b.door.start_command.replace(value.to_string()).is_some()
+            }
+            "START_COMMAND_6" | "COMMAND_6" => {
+                repeated = b.door.start_command_6.replace(value.to_string()).is_some()
+            }
+            "STOP_COMMAND" => repeated = b.door.stop_command.replace(value.to_string()).is_some(),
+            "STOP_COMMAND_6" => {
+                repeated = b.door.stop_command_6.replace(value.to_string()).is_some()
+            }
+            "TARGET" => match value.parse::<IpAddr>() {
+                Ok(ip) => b.door.target = Some(ip),
+                Err(_) => error = Some(format!("\"{value}\" is not an IP address")),
+            },
+            "REOPEN" => match value.to_ascii_lowercase().as_str() {
+                "extend" => b.door.reopen = Reopen::Extend,
+                "stack" => b.door.reopen = Reopen::Stack,
+                _ => error = Some(format!("\"{value}\" is not extend or stack")),
+            },
+            _ => unreachable!("is_door_key checked"),
+        }
+        if let Some(message) = error {
+            self.error(number, Some(key), message);
+        } else if repeated {
+            self.warn(number, format!("{key} set again in this door; the last one wins"));
+        }
+    }
+}
+
+fn is_door_key(upper: &str) -> bool {
+    matches!(
+        upper,
+        "SEQUENCE"
+            | "ONE_TIME_SEQUENCES"
+            | "SEQ_TIMEOUT"
+            | "TIMEOUT"
+            | "TCPFLAGS"
+            | "START_COMMAND"
+            | "COMMAND"
+            | "START_COMMAND_6"
+            | "COMMAND_6"
+            | "STOP_COMMAND"
+            | "STOP_COMMAND_6"
+            | "CMD_TIMEOUT"
+            | "TARGET"
+            | "REOPEN"
+    )
+}
+
+/// A sequence that is never used: the door's real one replaces it before the
+/// door leaves the parser.
+fn placeholder_sequence() -> super::Sequence {
+    super::Sequence::new(vec![super::Step {
+        port: 1,
+        proto: crate::knock::Proto::Tcp,
+    }])
+    .expect("one step is a valid sequence")
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Seconds, whole or decimal (`5`, `0.5`); knockd accepts whole seconds only
+/// and reads garbage as 0, we reject it.
+fn parse_seconds(v: &str) -> Result<Duration, String> {
+    let ok = !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && v.bytes().filter(|&b| b == b'.').count() <= 1
+        && v.bytes().any(|b| b.is_ascii_digit());
+    let secs: f64 = match v.parse() {
+        Ok(s) if ok => s,
+        _ => return Err(format!("\"{v}\" is not a number of seconds")),
+    };
+    if secs > MAX_TIMEOUT_SECS {
+        return Err(format!("{v} seconds is too long (at most {MAX_TIMEOUT_SECS:.0})"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `syn,!ack`: adds to `rule` (knockd accumulates repeated TCPFlags lines).
+fn parse_flags(v: &str, mut rule: FlagRule) -> Result<FlagRule, String> {
+    for item in v.split(',') {
+        let item = item.trim();
+        let (negate, name) = match item.strip_prefix('!') {
+            Some(n) => (true, n.trim()),
+            None => (false, item),
+        };
+        let Some((flag, _)) = TcpFlags::NAMED
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        else {
+            return Err(format!(
+                "unknown TCP flag \"{item}\" (expected fin, syn, rst, psh, ack or urg, optionally with !)"
+            ));
+        };
+        if negate {
+            rule.clear |= *flag;
+        } else {
+            rule.set |= *flag;
+        }
+    }
+    if rule.set.0 & rule.clear.0 != 0 {
+        let both = TcpFlags(rule.set.0 & rule.clear.0);
+        let names: Vec<&str> = TcpFlags::NAMED
+            .iter()
+            .filter(|(f, _)| both.contains(*f))
+            .map(|(_, n)| *n)
+            .collect();
+        return Err(format!(
+            "flag {} is both required and forbidden",
+            names.join(", ")
+        ));
+    }
+    Ok(rule)
+}

@@ -1,0 +1,14 @@
+//! knockd-rs: a port-knock daemon, a drop-in replacement for knockd 0.8.
+//!
+//! Layers, innermost first; an inner layer never imports an outer one:
+//! - [`knock`]: the shared vocabulary (a knock, protocols, flags, time);
+//! - [`config`]: knockd.conf text to typed doors, with line-numbered errors;
+//! - [`wire`]: captured bytes and a link type to a [`knock::Knock`];
+//! - [`engine`]: doors, knocks and `now` to actions and the next deadline;
+//! - the shell: capture, commands, logging, signals, lifecycle and CLI.
+
+pub mod config;
+pub mod engine;
+pub mod filter;
+pub mod knock;
+pub mod wire;
