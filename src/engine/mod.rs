@@ -1,1 +1,476 @@
-//! (engine: being written)
+//! The knock engine: doors, knocks and `now` in; actions and the next
+//! deadline out.
+//!
+//! It owns every decision of the product (which packet advances, breaks or
+//! restarts which attempt, when an attempt times out, when a door opens and
+//! when its stop command is due) and nothing else: no sockets, clocks,
+//! threads, files or processes. Every input carries its time, so a replayed
+//! capture gets the decisions the live daemon made, and tests run in
+//! virtual time.
+//!
+//! The run-loop contract (as in quinn-proto and str0m): feed one input
+//! ([`Engine::handle_knock`] or [`Engine::handle_timeout`]), drain
+//! [`Engine::poll_action`] until it returns `None`, then wait until
+//! [`Engine::poll_timeout`] or the next input. A `handle_timeout` that finds
+//! nothing due does nothing. Time never goes backwards inside the engine: an
+//! input older than one already seen is treated as happening at the latest
+//! time seen.
+
+mod action;
+mod attempts;
+mod stops;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use action::{substitute_ip, Action, Command, CommandKind, DoorId, Event};
+pub use stops::PendingStop;
+
+use crate::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
+use crate::knock::{Knock, Proto, Timestamp};
+use attempts::Attempts;
+use stops::Stops;
+
+/// How often at most the engine reports that it had to evict attempts.
+pub const EVICTION_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Which destination addresses count as "ours" for doors without a
+/// `Target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalAddrs {
+    /// Every destination: for replaying a capture taken on another host.
+    Any,
+    /// The capture interfaces' addresses (empty while they have none).
+    List(Vec<IpAddr>),
+}
+
+/// A door at run time: its config and the sequence live now (`None` once a
+/// one-time door is used up or waiting for its next sequence).
+struct DoorState {
+    name: Arc<str>,
+    config: Door,
+    live: Option<Sequence>,
+}
+
+/// Counters for `-v` statistics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub knocks: u64,
+    pub opened: u64,
+    pub evicted: u64,
+    pub timed_out: u64,
+}
+
+/// The knock state machine. See the module docs for the contract.
+pub struct Engine {
+    doors: Vec<DoorState>,
+    local: LocalAddrs,
+    attempts: Attempts,
+    stops: Stops,
+    /// One bit per (protocol, port) used by any live sequence: a quick "not a
+    /// knock" for everything else, whatever the capture filter let through.
+    ports: Vec<u64>,
+    actions: VecDeque<Action>,
+    now: Timestamp,
+    evicted_unreported: u64,
+    eviction_report_due: Option<Timestamp>,
+    last_eviction_report: Option<Timestamp>,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An engine for `config`'s doors, with `max_attempts` from its options.
+    pub fn new(config: &Config, local: LocalAddrs) -> Self {
+        let doors = door_states(config);
+        let mut engine = Engine {
+            attempts: Attempts::new(doors.len(), config.options.max_attempts),
+            doors,
+            local,
+            stops: Stops::default(),
+            ports: Vec::new(),
+            actions: VecDeque::new(),
+            now: Timestamp::ZERO,
+            evicted_unreported: 0,
+            eviction_report_due: None,
+            last_eviction_report: None,
+            stats: Stats::default(),
+        };
+        engine.rebuild_ports();
+        engine
+    }
+
+    /// Swaps in a new config (SIGHUP). Attempts in progress are dropped, as
+    /// knockd does; pending stop commands are kept, so every door opened
+    /// under the old config still closes.
+    pub fn reload(&mut self, config: &Config) {
+        self.doors = door_states(config);
+        self.attempts = Attempts::new(self.doors.len(), config.options.max_attempts);
+        self.rebuild_ports();
+    }
+
+    /// Sets the addresses that count as ours (they change at run time).
+    pub fn set_local_addrs(&mut self, local: LocalAddrs) {
+        self.local = local;
+    }
+
+    /// Installs a one-time door's next sequence, or disables the door with
+    /// `None`. Attempts at the door are dropped either way.
+    pub fn set_sequence(&mut self, door: DoorId, sequence: Option<Sequence>) {
+        if let Some(d) = self.doors.get_mut(door.0 as usize) {
+            d.live = sequence;
+            self.attempts.clear_door(door.0);
+            self.rebuild_ports();
+        }
+    }
+
+    /// The doors with their live sequences (`None`: disabled), in config
+    /// order, for building the capture filter.
+    pub fn doors(&self) -> impl Iterator<Item = (DoorId, &Door, Option<&Sequence>)> {
+        self.doors
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (DoorId(i as u16), &d.config, d.live.as_ref()))
+    }
+
+    /// Puts back a stop command journaled by an earlier run. A stop already
+    /// overdue runs at the next [`Engine::handle_timeout`].
+    pub fn restore_stop(&mut self, stop: PendingStop) {
+        self.stops.add(stop);
+    }
+
+    /// The stop commands not yet run, in deadline order: what the shell
+    /// journals.
+    pub fn pending_stops(&self) -> impl Iterator<Item = &PendingStop> {
+        self.stops.iter()
+    }
+
+    /// Stop commands waiting for their time.
+    pub fn pending_stop_count(&self) -> usize {
+        self.stops.len()
+    }
+
+    /// Runs every pending stop command now (clean shutdown): nothing is left
+    /// open behind the daemon.
+    pub fn close_all(&mut self, now: Timestamp) {
+        self.advance_clock(now);
+        let mut any = false;
+        while let Some(stop) = self.stops.pop_due(Timestamp::from_nanos(u64::MAX)) {
+            self.fire_stop(stop);
+            any = true;
+        }
+        if any {
+            self.actions.push_back(Action::StopsChanged);
+        }
+    }
+
+    /// The next action to carry out.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] next has something to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Attempts tracked now.
+    pub fn tracked_attempts(&self) -> usize {
+        self.attempts.len()
+    }
+
+    /// Bytes held by the attempt table (bounded by `MaxAttempts`).
+    pub fn attempt_table_bytes(&self) -> usize {
+        self.attempts.memory_bytes()
+    }
+
+    /// Fires everything due at `now`, in deadline order.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.advance_clock(now);
+        let mut stops_changed = false;
+        while let Some((at, timer)) = self.next_timer() {
+            if at > now {
+                break;
+            }
+            match timer {
+                Timer::Attempt(door) => {
+                    if let Some(id) = self.attempts.oldest(door) {
+                        let a = self.attempts.get(id);
+                        let event = Event::SequenceTimeout {
+                            src: a.src,
+                            door: self.doors[door as usize].name.clone(),
+                            stage: a.stage,
+                        };
+                        self.attempts.remove(id);
+                        self.stats.timed_out += 1;
+                        self.actions.push_back(Action::Log(event));
+                    }
+                }
+                Timer::Stop => {
+                    if let Some(stop) = self.stops.pop_due(now) {
+                        self.fire_stop(stop);
+                        stops_changed = true;
+                    }
+                }
+                Timer::EvictionReport => {
+                    self.actions.push_back(Action::Log(Event::Evicted {
+                        count: self.evicted_unreported,
+                        cap: self.attempts.cap(),
+                    }));
+                    self.evicted_unreported = 0;
+                    self.eviction_report_due = None;
+                    self.last_eviction_report = Some(now);
+                }
+            }
+        }
+        if stops_changed {
+            self.actions.push_back(Action::StopsChanged);
+        }
+    }
+
+    /// Processes one captured packet. Timers due by its time fire first, so
+    /// a knock exactly at an attempt's deadline finds it already timed out.
+    pub fn handle_knock(&mut self, knock: &Knock) {
+        let now = self.advance_clock(knock.at);
+        self.handle_timeout(now);
+        if !self.is_knock(knock) {
+            return;
+        }
+        self.stats.knocks += 1;
+        let step = Step {
+            port: knock.dst_port,
+            proto: knock.proto,
+        };
+        for d in 0..self.doors.len() {
+            self.knock_door(d as u16, knock, step, now);
+        }
+    }
+
+    fn advance_clock(&mut self, at: Timestamp) -> Timestamp {
+        self.now = self.now.max(at);
+        self.now
+    }
+
+    fn dst_matches(local: &LocalAddrs, door: &Door, dst: IpAddr) -> bool {
+        match door.target {
+            Some(target) => target == dst,
+            None => match local {
+                LocalAddrs::Any => true,
+                LocalAddrs::List(addrs) => addrs.contains(&dst),
+            },
+        }
+    }
+
+    /// Whether any door would count this packet as a knock: what the
+    /// capture filter selects, checked again so replay without a filter and
+    /// IPv6 packets the filter lets through (extension headers) get the same
+    /// decisions.
+    fn is_knock(&self, k: &Knock) -> bool {
+        let bit = port_bit(k.proto, k.dst_port);
+        if self.ports[bit / 64] & (1 << (bit % 64)) == 0 {
+            return false;
+        }
+        self.doors.iter().any(|d| {
+            let Some(seq) = &d.live else { return false };
+            Self::dst_matches(&self.local, &d.config, k.dst)
+                && (k.proto == Proto::Udp || d.config.tcp_flags.matches(k.tcp_flags))
+                && seq
+                    .steps()
+                    .iter()
+                    .any(|s| s.port == k.dst_port && s.proto == k.proto)
+        })
+    }
+
+    fn knock_door(&mut self, d: u16, k: &Knock, step: Step, now: Timestamp) {
+        let door = &self.doors[d as usize];
+        let Some(seq) = &door.live else { return };
+        if !Self::dst_matches(&self.local, &door.config, k.dst) {
+            return;
+        }
+        // A TCP packet failing the door's flags neither advances nor breaks.
+        if k.proto == Proto::Tcp && !door.config.tcp_flags.matches(k.tcp_flags) {
+            return;
+        }
+        let steps = seq.steps();
+        let stage_event = |stage: u8| {
+            Action::Log(Event::Stage {
+                src: k.src,
+                door: door.name.clone(),
+                stage,
+            })
+        };
+        match self.attempts.find(k.src, d) {
+            Some(id) => {
+                let stage = self.attempts.get(id).stage as usize;
+                if steps[stage] == step {
+                    self.attempts.advance(id);
+                    self.actions.push_back(stage_event(stage as u8 + 1));
+                    if stage + 1 == steps.len() {
+                        self.attempts.remove(id);
+                        self.open(d, k.src, now);
+                    }
+                } else if steps[stage - 1] == step {
+                    // The step just matched, again: a retransmitted SYN.
+                    tracing::trace!(src = %k.src, door = %door.name, stage, "repeat ignored");
+                } else if steps[0] == step {
+                    self.attempts.restart(id, now);
+                    self.actions.push_back(stage_event(1));
+                } else {
+                    tracing::debug!(src = %k.src, door = %door.name, stage, "attempt broken");
+                    self.attempts.remove(id);
+                }
+            }
+            None if steps[0] == step => {
+                self.actions.push_back(stage_event(1));
+                if steps.len() == 1 {
+                    self.open(d, k.src, now);
+                } else if let Some(ev) = self.attempts.insert(k.src, d, now) {
+                    tracing::debug!(src = %ev.src, door = ev.door, stage = ev.stage, "attempt evicted");
+                    self.note_eviction(now);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn open(&mut self, d: u16, src: IpAddr, now: Timestamp) {
+        self.stats.opened += 1;
+        let door = &self.doors[d as usize];
+        let name = door.name.clone();
+        self.actions.push_back(Action::Log(Event::OpenSesame {
+            src,
+            door: name.clone(),
+        }));
+        let v6 = src.is_ipv6();
+        // knockd runs nothing, not even the stop command, without a start
+        // command.
+        if let Some(start) = door.config.start_command_for(v6) {
+            let stop = door.config.stop_command_for(v6);
+            let due = now + door.config.cmd_timeout;
+            let extend = stop.is_some() && door.config.reopen == Reopen::Extend;
+            if extend && self.stops.extend(&name, src, due) {
+                self.actions.push_back(Action::Log(Event::Extended {
+                    src,
+                    door: name.clone(),
+                }));
+            } else {
+                self.actions.push_back(Action::Run(Command {
+                    door: name.clone(),
+                    src,
+                    kind: CommandKind::Start,
+                    command: substitute_ip(start, src),
+                }));
+                if let Some(stop) = stop {
+                    self.stops.add(PendingStop {
+                        door: name.clone(),
+                        src,
+                        command: substitute_ip(stop, src),
+                        due,
+                    });
+                }
+            }
+            if stop.is_some() {
+                self.actions.push_back(Action::StopsChanged);
+            }
+        }
+        if matches!(door.config.sequence, SequenceSource::OneTime { .. }) {
+            self.doors[d as usize].live = None;
+            self.attempts.clear_door(d);
+            self.rebuild_ports();
+            self.actions.push_back(Action::OneTimeUsed {
+                door: DoorId(d),
+                name,
+            });
+        }
+    }
+
+    fn fire_stop(&mut self, stop: PendingStop) {
+        self.actions.push_back(Action::Log(Event::CommandTimeout {
+            src: stop.src,
+            door: stop.door.clone(),
+        }));
+        self.actions.push_back(Action::Run(Command {
+            door: stop.door,
+            src: stop.src,
+            kind: CommandKind::Stop,
+            command: stop.command,
+        }));
+    }
+
+    fn note_eviction(&mut self, now: Timestamp) {
+        self.stats.evicted += 1;
+        self.evicted_unreported += 1;
+        if self.eviction_report_due.is_none() {
+            let earliest = self
+                .last_eviction_report
+                .map_or(now, |last| last + EVICTION_REPORT_INTERVAL);
+            self.eviction_report_due = Some(earliest.max(now));
+        }
+    }
+
+    /// The earliest timer and what it is. O(doors).
+    fn next_timer(&self) -> Option<(Timestamp, Timer)> {
+        let mut best: Option<(Timestamp, Timer)> = None;
+        let mut consider = |at: Timestamp, timer: Timer| {
+            if best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, timer));
+            }
+        };
+        if let Some(at) = self.stops.next_due() {
+            consider(at, Timer::Stop);
+        }
+        for (d, door) in self.doors.iter().enumerate() {
+            if let Some(id) = self.attempts.oldest(d as u16) {
+                consider(
+                    self.attempts.get(id).start + door.config.seq_timeout,
+                    Timer::Attempt(d as u16),
+                );
+            }
+        }
+        if let Some(at) = self.eviction_report_due {
+            consider(at, Timer::EvictionReport);
+        }
+        best
+    }
+
+    fn rebuild_ports(&mut self) {
+        self.ports = vec![0u64; 2 * 65536 / 64];
+        for door in &self.doors {
+            if let Some(seq) = &door.live {
+                for s in seq.steps() {
+                    let bit = port_bit(s.proto, s.port);
+                    self.ports[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    Attempt(u16),
+    Stop,
+    EvictionReport,
+}
+
+#[inline]
+fn port_bit(proto: Proto, port: u16) -> usize {
+    (proto as usize) * 65536 + port as usize
+}
+
+fn door_states(config: &Config) -> Vec<DoorState> {
+    config
+        .doors
+        .iter()
+        .map(|d| DoorState {
+            name: Arc::from(d.name.as_str()),
+            config: d.clone(),
+            live: Some(d.sequence.current().clone()),
+        })
+        .collect()
+}

@@ -1,0 +1,196 @@
+//! What the engine asks the shell to do: operator messages, commands, and
+//! notices about state the shell persists.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Index of a door in the config the engine was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DoorId(pub u16);
+
+/// One thing to do, drained with [`super::Engine::poll_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// An operator message for the log file, syslog and `-v`.
+    Log(Event),
+    /// Run a door's start or stop command.
+    Run(Command),
+    /// A one-time sequence was used: mark its line in the file and hand the
+    /// engine the next one ([`super::Engine::set_sequence`]). Until then the
+    /// door accepts no sequence at all, so a used one can never open twice.
+    OneTimeUsed { door: DoorId, name: Arc<str> },
+    /// The set of pending stop commands changed: rewrite the journal
+    /// ([`super::Engine::pending_stops`]).
+    StopsChanged,
+}
+
+/// Whether a command opens or closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    Start,
+    Stop,
+}
+
+/// A command to run with `/bin/sh -c`, `%IP%` already substituted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub door: Arc<str>,
+    pub src: IpAddr,
+    pub kind: CommandKind,
+    pub command: String,
+}
+
+/// An operator message. Its `Display` is the exact knockd 0.8 text (without
+/// the timestamp), because scripts that tail the log match on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `IP: door: Stage N`
+    Stage {
+        src: IpAddr,
+        door: Arc<str>,
+        stage: u8,
+    },
+    /// `IP: door: OPEN SESAME`
+    OpenSesame { src: IpAddr, door: Arc<str> },
+    /// `IP: door: sequence timeout (stage N)`
+    SequenceTimeout {
+        src: IpAddr,
+        door: Arc<str>,
+        stage: u8,
+    },
+    /// `IP: door: command timeout` (just before the stop command runs).
+    CommandTimeout { src: IpAddr, door: Arc<str> },
+    /// Ours: the door was knocked open again while open; its stop command
+    /// was pushed back instead of stacking another firewall rule.
+    Extended { src: IpAddr, door: Arc<str> },
+    /// Ours: the attempt table was full and attempts were dropped.
+    Evicted { count: u64, cap: usize },
+}
+
+impl Event {
+    /// The knocker's address, if the message is about one: `-l` adds its
+    /// host name after it.
+    pub fn src(&self) -> Option<IpAddr> {
+        match self {
+            Event::Stage { src, .. }
+            | Event::OpenSesame { src, .. }
+            | Event::SequenceTimeout { src, .. }
+            | Event::CommandTimeout { src, .. }
+            | Event::Extended { src, .. } => Some(*src),
+            Event::Evicted { .. } => None,
+        }
+    }
+
+    /// The message with `IP (HOST)` in place of `IP` when a host name is
+    /// known, as knockd writes it with `-l`.
+    pub fn with_host<'a>(&'a self, host: Option<&'a str>) -> impl fmt::Display + 'a {
+        WithHost { event: self, host }
+    }
+}
+
+struct WithHost<'a> {
+    event: &'a Event,
+    host: Option<&'a str>,
+}
+
+impl fmt::Display for WithHost<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(src) = self.event.src() {
+            write!(f, "{src}")?;
+            if let Some(host) = self.host {
+                write!(f, " ({host})")?;
+            }
+            f.write_str(": ")?;
+        }
+        match self.event {
+            Event::Stage { door, stage, .. } => write!(f, "{door}: Stage {stage}"),
+            Event::OpenSesame { door, .. } => write!(f, "{door}: OPEN SESAME"),
+            Event::SequenceTimeout { door, stage, .. } => {
+                write!(f, "{door}: sequence timeout (stage {stage})")
+            }
+            Event::CommandTimeout { door, .. } => write!(f, "{door}: command timeout"),
+            Event::Extended { door, .. } => {
+                write!(f, "{door}: already open, command timeout extended")
+            }
+            Event::Evicted { count, cap } => write!(
+                f,
+                "attempt table full ({cap} attempts): dropped {count} oldest attempt(s)"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_host(None).fmt(f)
+    }
+}
+
+/// Replaces every `%IP%` in a command with the knocker's address, in its
+/// usual text form.
+pub fn substitute_ip(command: &str, src: IpAddr) -> String {
+    if command.contains("%IP%") {
+        command.replace("%IP%", &src.to_string())
+    } else {
+        command.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_knockd_text() {
+        let src: IpAddr = "203.0.113.5".parse().unwrap();
+        let door: Arc<str> = "openSSH".into();
+        let ev = Event::Stage {
+            src,
+            door: door.clone(),
+            stage: 2,
+        };
+        assert_eq!(ev.to_string(), "203.0.113.5: openSSH: Stage 2");
+        assert_eq!(
+            ev.with_host(Some("client.example")).to_string(),
+            "203.0.113.5 (client.example): openSSH: Stage 2"
+        );
+        assert_eq!(
+            Event::OpenSesame {
+                src,
+                door: door.clone()
+            }
+            .to_string(),
+            "203.0.113.5: openSSH: OPEN SESAME"
+        );
+        assert_eq!(
+            Event::SequenceTimeout {
+                src,
+                door: door.clone(),
+                stage: 1
+            }
+            .to_string(),
+            "203.0.113.5: openSSH: sequence timeout (stage 1)"
+        );
+        assert_eq!(
+            Event::CommandTimeout { src, door }.to_string(),
+            "203.0.113.5: openSSH: command timeout"
+        );
+    }
+
+    #[test]
+    fn ip_substitution() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        assert_eq!(
+            substitute_ip("iptables -A INPUT -s %IP% -j ACCEPT", v4),
+            "iptables -A INPUT -s 192.0.2.7 -j ACCEPT"
+        );
+        assert_eq!(
+            substitute_ip("a %IP% b %IP%%IP%", v6),
+            "a 2001:db8::7 b 2001:db8::72001:db8::7"
+        );
+        assert_eq!(substitute_ip("no token", v4), "no token");
+        assert_eq!(substitute_ip("%ip% is case-sensitive", v4), "%ip% is case-sensitive");
+    }
+}
