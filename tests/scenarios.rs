@@ -206,8 +206,8 @@ fn run_scenario(name: &str) {
     let mut onetime = tempfile::NamedTempFile::new().unwrap();
     onetime.write_all(onetime_text.as_bytes()).unwrap();
     let config_text = config_text.replace("%ONETIME%", &onetime.path().display().to_string());
-    let (config, _) = parse_str(&config_text, &path)
-        .unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
+    let (config, _) =
+        parse_str(&config_text, &path).unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
     let mut run = Run {
         engine: Engine::new(&config, LocalAddrs::Any),
         local: Vec::new(),
@@ -220,7 +220,9 @@ fn run_scenario(name: &str) {
         let (lineno, line) = events[i];
         i += 1;
         if line.starts_with('>') {
-            failures.push(format!("{name}.txt:{lineno}: expectation with no input before it"));
+            failures.push(format!(
+                "{name}.txt:{lineno}: expectation with no input before it"
+            ));
             continue;
         }
         let input = line.split(" #").next().unwrap_or(line).trim();

@@ -115,7 +115,7 @@ impl fmt::Display for WithHost<'_> {
             }
             Event::Evicted { count, cap } => write!(
                 f,
-                "attempt table full ({cap} attempts): dropped {count} oldest attempt(s)"
+                "attempt table full ({cap} attempts): {count} knock attempt(s) dropped"
             ),
         }
     }
@@ -191,6 +191,9 @@ mod tests {
             "a 2001:db8::7 b 2001:db8::72001:db8::7"
         );
         assert_eq!(substitute_ip("no token", v4), "no token");
-        assert_eq!(substitute_ip("%ip% is case-sensitive", v4), "%ip% is case-sensitive");
+        assert_eq!(
+            substitute_ip("%ip% is case-sensitive", v4),
+            "%ip% is case-sensitive"
+        );
     }
 }

@@ -5,12 +5,13 @@
 //! order, and eviction takes the head of a list. Memory is a fixed-size slab
 //! (at most `cap` entries, about 48 bytes each) plus the hash index.
 //!
-//! Eviction policy: when the table is full, the oldest attempt that has
-//! matched only its first step goes first. A flood of spoofed sources that
-//! hit only a door's first port therefore only ever displaces its own kind,
-//! and a knocker who has matched two or more steps is never evicted by it.
-//! Only when every tracked attempt has progress does the attempt closest to
-//! its timeout go.
+//! Eviction policy: when the table is full, a new attempt displaces the
+//! oldest attempt that has matched only its first step. When every tracked
+//! attempt has matched two or more steps, the new one is refused instead.
+//! A flood of spoofed sources hitting a door's first port therefore only
+//! ever displaces its own kind, and never a knocker with progress; filling
+//! the table with progress takes knowing the secret, and each such attempt
+//! still ends at its timeout.
 
 use std::net::IpAddr;
 
@@ -69,11 +70,16 @@ pub(crate) struct Attempts {
     cap: usize,
 }
 
-/// What [`Attempts::insert`] had to do to make room.
-pub(crate) struct Evicted {
-    pub src: IpAddr,
-    pub door: u16,
-    pub stage: u8,
+/// What [`Attempts::insert`] did.
+pub(crate) enum Insert {
+    Added,
+    /// Added, after dropping this stage-1 attempt to make room.
+    Evicted {
+        src: IpAddr,
+        door: u16,
+    },
+    /// Not added: the table is full of attempts with progress.
+    Refused,
 }
 
 impl Attempts {
@@ -126,23 +132,22 @@ impl Attempts {
         (head != NIL).then_some(head)
     }
 
-    /// Starts a stage-1 attempt (caller checked there is none). Evicts one
-    /// attempt first when the table is full, and says which.
-    pub fn insert(&mut self, src: IpAddr, door: u16, start: Timestamp) -> Option<Evicted> {
-        let evicted = if self.len >= self.cap {
-            self.victim().map(|id| {
-                let a = &self.slots[id as usize];
-                let ev = Evicted {
-                    src: a.src,
-                    door: a.door,
-                    stage: a.stage,
-                };
-                self.remove(id);
-                ev
-            })
-        } else {
-            None
-        };
+    /// Starts a stage-1 attempt (caller checked there is none), making room
+    /// by the policy in the module docs when the table is full.
+    pub fn insert(&mut self, src: IpAddr, door: u16, start: Timestamp) -> Insert {
+        let mut outcome = Insert::Added;
+        if self.len >= self.cap {
+            let victim = self.young.head;
+            if victim == NIL {
+                return Insert::Refused;
+            }
+            let a = &self.slots[victim as usize];
+            outcome = Insert::Evicted {
+                src: a.src,
+                door: a.door,
+            };
+            self.remove(victim);
+        }
         let attempt = Attempt {
             src,
             door,
@@ -171,7 +176,7 @@ impl Attempts {
         self.push_door(id);
         self.push_young(id);
         self.len += 1;
-        evicted
+        outcome
     }
 
     /// Moves an attempt one step on. Leaving stage 1 takes it off the young
@@ -221,21 +226,6 @@ impl Attempts {
         while let Some(id) = self.oldest(door) {
             self.remove(id);
         }
-    }
-
-    fn victim(&self) -> Option<SlotId> {
-        if self.young.head != NIL {
-            return Some(self.young.head);
-        }
-        // Everyone has progress: drop the one with the least time left.
-        // Doors may have different timeouts, so compare starts per door is
-        // not enough; the caller's timeouts are not known here, so take the
-        // oldest start, which is the longest-running attempt.
-        self.by_door
-            .iter()
-            .filter(|l| l.head != NIL)
-            .map(|l| l.head)
-            .min_by_key(|&id| self.slots[id as usize].start)
     }
 
     fn push_door(&mut self, id: SlotId) {
@@ -328,8 +318,8 @@ mod tests {
     #[test]
     fn insert_find_remove_reuses_slots() {
         let mut a = Attempts::new(2, 10);
-        assert!(a.insert(ip(1), 0, t(0)).is_none());
-        assert!(a.insert(ip(1), 1, t(1)).is_none());
+        assert!(matches!(a.insert(ip(1), 0, t(0)), Insert::Added));
+        assert!(matches!(a.insert(ip(1), 1, t(1)), Insert::Added));
         let id = a.find(ip(1), 0).unwrap();
         assert_eq!(a.get(id).door, 0);
         assert_eq!(a.find(ip(2), 0), None);
@@ -362,10 +352,10 @@ mod tests {
         let keep = a.find(ip(0), 0).unwrap();
         a.advance(keep); // stage 2: protected
         for n in 1..1000 {
-            let ev = a.insert(ip(n), 0, t(n as u64));
-            if let Some(ev) = ev {
-                assert_eq!(ev.stage, 1);
-                assert_ne!(ev.src, ip(0));
+            match a.insert(ip(n), 0, t(n as u64)) {
+                Insert::Evicted { src, .. } => assert_ne!(src, ip(0)),
+                Insert::Added => assert!(n < 4),
+                Insert::Refused => panic!("young attempts were there to evict"),
             }
             assert!(a.len() <= 4);
         }
@@ -374,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn evicts_oldest_progress_when_all_have_progress() {
+    fn refuses_new_attempts_when_all_have_progress() {
         let mut a = Attempts::new(2, 2);
         a.insert(ip(0), 0, t(5));
         a.insert(ip(1), 1, t(3));
@@ -382,8 +372,11 @@ mod tests {
             let id = a.find(ip(n), n as u16).unwrap();
             a.advance(id);
         }
-        let ev = a.insert(ip(9), 0, t(9)).unwrap();
-        assert_eq!(ev.src, ip(1));
-        assert_eq!(ev.stage, 2);
+        assert!(matches!(a.insert(ip(9), 0, t(9)), Insert::Refused));
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.find(ip(9), 0), None);
+        // Once one finishes, there is room again.
+        a.remove(a.find(ip(0), 0).unwrap());
+        assert!(matches!(a.insert(ip(9), 0, t(9)), Insert::Added));
     }
 }

@@ -30,7 +30,7 @@ pub use stops::PendingStop;
 
 use crate::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
 use crate::knock::{Knock, Proto, Timestamp};
-use attempts::Attempts;
+use attempts::{Attempts, Insert};
 use stops::Stops;
 
 /// How often at most the engine reports that it had to evict attempts.
@@ -326,12 +326,29 @@ impl Engine {
                 }
             }
             None if steps[0] == step => {
-                self.actions.push_back(stage_event(1));
-                if steps.len() == 1 {
+                let (name, single) = (door.name.clone(), steps.len() == 1);
+                if !single {
+                    match self.attempts.insert(k.src, d, now) {
+                        Insert::Added => {}
+                        Insert::Evicted { src, door } => {
+                            tracing::debug!(%src, door, "stage-1 attempt evicted");
+                            self.note_eviction(now);
+                        }
+                        Insert::Refused => {
+                            // Not tracked, so not logged as a stage either.
+                            tracing::debug!(src = %k.src, door = %name, "table full of progress");
+                            self.note_eviction(now);
+                            return;
+                        }
+                    }
+                }
+                self.actions.push_back(Action::Log(Event::Stage {
+                    src: k.src,
+                    door: name,
+                    stage: 1,
+                }));
+                if single {
                     self.open(d, k.src, now);
-                } else if let Some(ev) = self.attempts.insert(k.src, d, now) {
-                    tracing::debug!(src = %ev.src, door = ev.door, stage = ev.stage, "attempt evicted");
-                    self.note_eviction(now);
                 }
             }
             None => {}

@@ -1,0 +1,240 @@
+//! Properties of the engine over generated doors and traffic.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use knockd::config::{Config, Door, Options, Sequence, Step};
+use knockd::engine::{Action, Engine, Event, LocalAddrs};
+use knockd::knock::{Knock, Proto, TcpFlags, Timestamp};
+use proptest::prelude::*;
+
+const LEGIT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
+const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+fn step() -> impl Strategy<Value = Step> {
+    // A small port range makes repeated ports and shared prefixes common.
+    (
+        7000u16..7006,
+        prop_oneof![Just(Proto::Tcp), Just(Proto::Udp)],
+    )
+        .prop_map(|(port, proto)| Step { port, proto })
+}
+
+fn sequence() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(step(), 1..6)
+}
+
+fn config(seqs: &[Vec<Step>], max_attempts: usize) -> Config {
+    Config {
+        options: Options {
+            max_attempts,
+            ..Options::default()
+        },
+        doors: seqs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut d = Door::new(format!("d{i}"), Sequence::new(s.clone()).unwrap());
+                d.start_command = Some("open %IP%".into());
+                d
+            })
+            .collect(),
+    }
+}
+
+fn knock(ms: u64, src: IpAddr, s: Step) -> Knock {
+    Knock {
+        at: Timestamp::from_nanos(ms * 1_000_000),
+        src,
+        dst: DST,
+        proto: s.proto,
+        dst_port: s.port,
+        tcp_flags: TcpFlags::SYN,
+    }
+}
+
+fn opened(engine: &mut Engine, who: IpAddr, door: &str) -> bool {
+    let mut found = false;
+    while let Some(a) = engine.poll_action() {
+        if let Action::Log(Event::OpenSesame { src, door: d }) = a {
+            found |= src == who && &*d == door;
+        }
+    }
+    found
+}
+
+/// Noise: knocks from sources other than the legitimate one.
+fn noise() -> impl Strategy<Value = Vec<(u8, Step)>> {
+    prop::collection::vec((1u8..40, step()), 0..60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// A legitimate sequence from one source always opens, whatever other
+    /// sources send in between.
+    #[test]
+    fn legit_sequence_opens_despite_noise(seq in sequence(), noise in noise(), seed in any::<u64>()) {
+        let mut engine = Engine::new(&config(std::slice::from_ref(&seq), 1 << 16), LocalAddrs::Any);
+        let mut ms = 0;
+        let mut noise = noise.into_iter();
+        let mut got = false;
+        for (i, s) in seq.iter().enumerate() {
+            // Spread the noise between the steps.
+            let burst = ((seed >> (i % 60)) & 7) as usize;
+            for (host, n) in noise.by_ref().take(burst) {
+                ms += 1;
+                engine.handle_knock(&knock(ms, IpAddr::V4(Ipv4Addr::new(198, 51, 100, host)), n));
+                got |= opened(&mut engine, LEGIT, "d0");
+            }
+            ms += 1;
+            engine.handle_knock(&knock(ms, LEGIT, *s));
+            got |= opened(&mut engine, LEGIT, "d0");
+        }
+        prop_assert!(got, "legitimate knock did not open");
+    }
+
+    /// The same sequence with any one step changed never opens.
+    #[test]
+    fn changed_step_never_opens(seq in sequence(), which in any::<prop::sample::Index>(), other in step()) {
+        let i = which.index(seq.len());
+        prop_assume!(other != seq[i]);
+        let mut sent = seq.clone();
+        sent[i] = other;
+        let mut engine = Engine::new(&config(&[seq], 1 << 16), LocalAddrs::Any);
+        let mut got = false;
+        for (ms, s) in sent.iter().enumerate() {
+            engine.handle_knock(&knock(ms as u64, LEGIT, *s));
+            got |= opened(&mut engine, LEGIT, "d0");
+        }
+        prop_assert!(!got, "a wrong sequence opened");
+    }
+
+    /// The attempt table never holds more than MaxAttempts, for any doors
+    /// and any traffic.
+    #[test]
+    fn attempts_never_exceed_the_cap(
+        seqs in prop::collection::vec(sequence(), 1..4),
+        cap in 1usize..32,
+        traffic in prop::collection::vec((any::<u8>(), step(), 0u64..3000), 0..400),
+    ) {
+        let mut engine = Engine::new(&config(&seqs, cap), LocalAddrs::Any);
+        let mut ms = 0;
+        for (host, s, gap) in traffic {
+            ms += gap;
+            engine.handle_knock(&knock(ms, IpAddr::V4(Ipv4Addr::new(198, 51, 100, host)), s));
+            while engine.poll_action().is_some() {}
+            prop_assert!(engine.tracked_attempts() <= cap);
+        }
+    }
+
+    /// A knocker who has matched two steps survives any flood of spoofed
+    /// sources hitting the first port of a full table, and gets in.
+    #[test]
+    fn progress_survives_a_first_port_flood(cap in 1usize..16, flood in 1usize..500) {
+        let seq: Vec<Step> = [7000, 8000, 9000]
+            .iter()
+            .map(|&port| Step { port, proto: Proto::Tcp })
+            .collect();
+        let mut engine = Engine::new(&config(std::slice::from_ref(&seq), cap), LocalAddrs::Any);
+        engine.handle_knock(&knock(0, LEGIT, seq[0]));
+        engine.handle_knock(&knock(1, LEGIT, seq[1]));
+        for n in 0..flood {
+            let src = IpAddr::V4(Ipv4Addr::from(0xC633_6400u32 + n as u32));
+            engine.handle_knock(&knock(2, src, seq[0]));
+        }
+        while engine.poll_action().is_some() {}
+        engine.handle_knock(&knock(3, LEGIT, seq[2]));
+        prop_assert!(opened(&mut engine, LEGIT, "d0"));
+    }
+}
+
+/// Evictions are reported, at most once per interval, with their count.
+#[test]
+fn evictions_are_reported_rate_limited() {
+    let seq = vec![
+        Step {
+            port: 7000,
+            proto: Proto::Tcp,
+        },
+        Step {
+            port: 8000,
+            proto: Proto::Tcp,
+        },
+    ];
+    let mut engine = Engine::new(&config(std::slice::from_ref(&seq), 2), LocalAddrs::Any);
+    let mut reports = Vec::new();
+    fn drain(engine: &mut Engine, reports: &mut Vec<String>) {
+        while let Some(a) = engine.poll_action() {
+            if let Action::Log(e @ Event::Evicted { .. }) = a {
+                reports.push(e.to_string());
+            }
+        }
+    }
+    for n in 0..5u32 {
+        let src = IpAddr::V4(Ipv4Addr::from(0xC633_6400 + n));
+        engine.handle_knock(&knock(u64::from(n), src, seq[0]));
+        if let Some(at) = engine.poll_timeout() {
+            engine.handle_timeout(at.min(Timestamp::from_nanos(u64::from(n) * 1_000_000)));
+        }
+        drain(&mut engine, &mut reports);
+    }
+    // Third knock evicts first: reported at once; the next two are held back.
+    assert_eq!(
+        reports,
+        vec!["attempt table full (2 attempts): 1 knock attempt(s) dropped"]
+    );
+    // The held-back report comes 10 s after the first, by timer.
+    assert_eq!(
+        engine.poll_timeout(),
+        Some(Timestamp::from_nanos(10_002_000_000))
+    );
+    let at = engine.poll_timeout().unwrap();
+    engine.handle_timeout(at);
+    drain(&mut engine, &mut reports);
+    assert_eq!(
+        reports[1],
+        "attempt table full (2 attempts): 2 knock attempt(s) dropped"
+    );
+}
+
+/// Journal notices come exactly when the set of pending stops changes.
+#[test]
+fn stops_changed_is_emitted_when_the_journal_must_change() {
+    let mut door = Door::new(
+        "d",
+        Sequence::new(vec![Step {
+            port: 7000,
+            proto: Proto::Tcp,
+        }])
+        .unwrap(),
+    );
+    door.start_command = Some("open %IP%".into());
+    door.stop_command = Some("close %IP%".into());
+    let config = Config {
+        options: Options::default(),
+        doors: vec![door],
+    };
+    let mut engine = Engine::new(&config, LocalAddrs::Any);
+    let count = |engine: &mut Engine| {
+        let mut n = 0;
+        while let Some(a) = engine.poll_action() {
+            n += usize::from(a == Action::StopsChanged);
+        }
+        n
+    };
+    engine.handle_knock(&knock(
+        0,
+        LEGIT,
+        Step {
+            port: 7000,
+            proto: Proto::Tcp,
+        },
+    ));
+    assert_eq!(count(&mut engine), 1);
+    assert_eq!(engine.pending_stops().count(), 1);
+    engine.handle_timeout(Timestamp::from_nanos(5_000_000_000));
+    assert_eq!(count(&mut engine), 0, "nothing due, nothing changed");
+    engine.handle_timeout(Timestamp::from_nanos(10_000_000_000));
+    assert_eq!(count(&mut engine), 1);
+    assert_eq!(engine.pending_stops().count(), 0);
+}
