@@ -129,13 +129,22 @@ fn main() {
         return;
     }
     println!("engine throughput, one core, {KNOCKS} knocks per cell (M knocks/s)");
-    println!("{:>10} {:>10} {:>10} {:>14}", "sources", "progress", "flood", "table MiB");
+    println!(
+        "{:>10} {:>10} {:>10} {:>14}",
+        "sources", "progress", "flood", "table MiB"
+    );
     let mut rows = Vec::new();
     for n in SIZES {
         let p = progress(n);
         let f = flood(n);
         let mib = prefilled(n).0.attempt_table_bytes() as f64 / (1 << 20) as f64;
-        println!("{:>10} {:>10.2} {:>10.2} {:>14.1}", n, p / 1e6, f / 1e6, mib);
+        println!(
+            "{:>10} {:>10.2} {:>10.2} {:>14.1}",
+            n,
+            p / 1e6,
+            f / 1e6,
+            mib
+        );
         rows.push((p, f));
     }
     let (first, last) = (rows[0], rows[rows.len() - 1]);
