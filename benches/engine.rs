@@ -4,6 +4,8 @@
 //! workloads and the slowdown from the smallest to the largest table:
 //! - progress: tracked sources move through their sequence (a hash hit, an
 //!   advance or a restart, and a Stage line each);
+//! - repeat: tracked sources retransmit the step they matched (lookups
+//!   only: the floor set by memory latency);
 //! - flood: never-seen spoofed sources hit the first port of a full table
 //!   (a miss, an insert and an eviction each), the shape of an attack.
 //!
@@ -80,13 +82,30 @@ fn prefilled(n: usize) -> (Engine, u64) {
     (e, n as u64)
 }
 
+/// A stride coprime with `n` and far from 1, so `i * stride % n` visits
+/// every source once in an order unrelated to insertion (slab) order.
+fn scatter_stride(n: u64) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let mut s = (0x9E37_79B1 % n).max(n / 3 + 1);
+    while gcd(s, n) != 1 {
+        s += 1;
+    }
+    s
+}
+
 /// Knocks per second while tracked sources progress: a pass sending every
 /// source its second step (stage 1 → 2), then a pass sending the first
 /// step again (restart → 1), in a scattered order.
 fn progress(n: usize) -> f64 {
     let (mut e, mut t) = prefilled(n);
     let n = n as u64;
-    let stride = 1_000_003 % n.max(2) | 1;
+    let stride = scatter_stride(n);
     let start = Instant::now();
     let mut sent = 0;
     let mut pass = 0;
@@ -104,6 +123,24 @@ fn progress(n: usize) -> f64 {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(e.tracked_attempts(), n as usize);
     sent as f64 / secs
+}
+
+/// Knocks per second of retransmitted first steps: lookups only.
+fn repeat(n: usize) -> f64 {
+    let (mut e, mut t) = prefilled(n);
+    let n = n as u64;
+    let stride = scatter_stride(n);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < KNOCKS {
+        for i in 0..n {
+            t += 1;
+            e.handle_knock(&knock(t, source((i * stride) % n), 7000));
+            drain(&mut e);
+        }
+        sent += n;
+    }
+    sent as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Knocks per second from never-seen sources into a full table.
@@ -130,29 +167,32 @@ fn main() {
     }
     println!("engine throughput, one core, {KNOCKS} knocks per cell (M knocks/s)");
     println!(
-        "{:>10} {:>10} {:>10} {:>14}",
-        "sources", "progress", "flood", "table MiB"
+        "{:>10} {:>10} {:>10} {:>10} {:>10}",
+        "sources", "progress", "repeat", "flood", "table MiB"
     );
     let mut rows = Vec::new();
     for n in SIZES {
         let p = progress(n);
         let f = flood(n);
+        let r = repeat(n);
         let mib = prefilled(n).0.attempt_table_bytes() as f64 / (1 << 20) as f64;
         println!(
-            "{:>10} {:>10.2} {:>10.2} {:>14.1}",
+            "{:>10} {:>10.2} {:>10.2} {:>10.2} {:>10.1}",
             n,
             p / 1e6,
+            r / 1e6,
             f / 1e6,
             mib
         );
-        rows.push((p, f));
+        rows.push((p, r, f));
     }
     let (first, last) = (rows[0], rows[rows.len() - 1]);
     println!(
-        "slowdown {}→{} sources: progress {:.2}x, flood {:.2}x",
+        "slowdown {}→{} sources: progress {:.2}x, repeat {:.2}x, flood {:.2}x",
         SIZES[0],
         SIZES[SIZES.len() - 1],
         first.0 / last.0,
-        first.1 / last.1
+        first.1 / last.1,
+        first.2 / last.2
     );
 }
