@@ -262,8 +262,16 @@ impl Door {
     }
 }
 
-fn pick_command<'a>(v6: bool, v4: &'a Option<String>, v6cmd: &'a Option<String>) -> Option<&'a str> {
-    let chosen = if v6 { v6cmd.as_ref().or(v4.as_ref()) } else { v4.as_ref() };
+fn pick_command<'a>(
+    v6: bool,
+    v4: &'a Option<String>,
+    v6cmd: &'a Option<String>,
+) -> Option<&'a str> {
+    let chosen = if v6 {
+        v6cmd.as_ref().or(v4.as_ref())
+    } else {
+        v4.as_ref()
+    };
     chosen.map(String::as_str).filter(|c| !c.is_empty())
 }
 
@@ -281,11 +289,7 @@ impl Door {
     pub fn summary(&self) -> String {
         let mut s = format!("[{}] sequence {}", self.name, self.sequence.current());
         if let SequenceSource::OneTime { path, current } = &self.sequence {
-            s.push_str(&format!(
-                " (one-time, {}:{})",
-                path.display(),
-                current.line
-            ));
+            s.push_str(&format!(" (one-time, {}:{})", path.display(), current.line));
         }
         s.push_str(&format!(
             ", seq_timeout {}, tcpflags {}",

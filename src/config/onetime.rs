@@ -107,7 +107,9 @@ mod tests {
         assert_eq!(&text[live.offset as usize..][..4], "3333");
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].line, Some(4));
-        assert!(warnings[0].to_string().contains(":4: port \"abc\" is not a number"));
+        assert!(warnings[0]
+            .to_string()
+            .contains(":4: port \"abc\" is not a number"));
     }
 
     #[test]

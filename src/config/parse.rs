@@ -113,7 +113,9 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
             p.diag.warn(
                 file,
                 None,
-                format!("door name [{name}] is used more than once; log lines will not tell them apart"),
+                format!(
+                    "door name [{name}] is used more than once; log lines will not tell them apart"
+                ),
             );
         }
     }
@@ -305,9 +307,7 @@ impl Parser<'_> {
             match value.map(parse_bool) {
                 None => self.options.use_syslog = true,
                 Some(Some(b)) => self.options.use_syslog = b,
-                Some(None) => {
-                    self.error(number, Some(key), "takes no value (or yes/no)")
-                }
+                Some(None) => self.error(number, Some(key), "takes no value (or yes/no)"),
             }
             return;
         }
@@ -385,7 +385,11 @@ impl Parser<'_> {
                 upper.as_str(),
                 "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE" | "USESYSLOG"
             ) {
-                self.error(number, Some(key), "is a global option; move it to [options]");
+                self.error(
+                    number,
+                    Some(key),
+                    "is a global option; move it to [options]",
+                );
             } else {
                 self.error(number, Some(key), "unknown door directive");
             }
@@ -426,7 +430,9 @@ impl Parser<'_> {
                 b.one_time_line = Some(number);
                 let path = PathBuf::from(value);
                 match next_one_time_sequence(&path, &mut self.diag.warnings) {
-                    Ok(Some(current)) => b.sequence = Some(SequenceSource::OneTime { path, current }),
+                    Ok(Some(current)) => {
+                        b.sequence = Some(SequenceSource::OneTime { path, current })
+                    }
                     Ok(None) => error = Some(format!("{value} has no unused valid sequence line")),
                     Err(e) => error = Some(format!("cannot read {value}: {}", io_reason(&e))),
                 }
@@ -467,7 +473,10 @@ impl Parser<'_> {
         if let Some(message) = error {
             self.error(number, Some(key), message);
         } else if repeated {
-            self.warn(number, format!("{key} set again in this door; the last one wins"));
+            self.warn(
+                number,
+                format!("{key} set again in this door; the last one wins"),
+            );
         }
     }
 }
@@ -522,7 +531,9 @@ fn parse_seconds(v: &str) -> Result<Duration, String> {
         _ => return Err(format!("\"{v}\" is not a number of seconds")),
     };
     if secs > MAX_TIMEOUT_SECS {
-        return Err(format!("{v} seconds is too long (at most {MAX_TIMEOUT_SECS:.0})"));
+        return Err(format!(
+            "{v} seconds is too long (at most {MAX_TIMEOUT_SECS:.0})"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
