@@ -156,7 +156,12 @@ impl Sub for Timestamp {
 impl fmt::Display for Timestamp {
     /// Seconds with millisecond precision, as scenario fixtures write time.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}", self.0 / 1_000_000_000, (self.0 / 1_000_000) % 1000)
+        write!(
+            f,
+            "{}.{:03}",
+            self.0 / 1_000_000_000,
+            (self.0 / 1_000_000) % 1000
+        )
     }
 }
 
