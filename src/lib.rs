@@ -7,6 +7,7 @@
 //! - [`engine`]: doors, knocks and `now` to actions and the next deadline;
 //! - the shell: capture, commands, logging, signals, lifecycle and CLI.
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod filter;

@@ -1,1 +1,143 @@
-fn main() {}
+//! `knockd`: command line in, exit status out.
+//!
+//! This file owns what the user sees before the daemon proper starts: usage
+//! errors, config diagnostics, `--check` output, and the exit code of each
+//! outcome (sysexits: 64 usage, 69 unavailable, 78 config). It must not
+//! panic on any input; every failure is a one-line message and a code.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use knockd::cli::{self, Cli, EX_CONFIG, EX_UNAVAILABLE, EX_USAGE};
+use knockd::config::{self, Config, Warning};
+
+fn main() -> ExitCode {
+    run(std::env::args_os())
+}
+
+/// What this invocation is for, decided from the flags alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `--check`: validate the config, list its doors, exit.
+    Check,
+    /// Capture knocks and run commands (foreground or `-d`).
+    Serve,
+}
+
+impl Mode {
+    fn of(cli: &Cli) -> Mode {
+        if cli.check {
+            Mode::Check
+        } else {
+            Mode::Serve
+        }
+    }
+}
+
+fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let cli = match cli::parse_args(args) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    let Some((config, warnings)) = load_config(&cli.config) else {
+        return ExitCode::from(EX_CONFIG);
+    };
+    match Mode::of(&cli) {
+        Mode::Check => check(&cli, &config, warnings.len()),
+        Mode::Serve => serve(&cli, config),
+    }
+}
+
+/// Help and version go to stdout with status 0; anything else is a usage
+/// error: clap's short message on stderr and `EX_USAGE`.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    // clap picks the stream by kind; a closed stream is not worth a panic.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(EX_USAGE),
+    }
+}
+
+/// Reads the config at `path`, printing warnings and errors to stderr, one
+/// line each. `None` when the daemon must not start.
+fn load_config(path: &Path) -> Option<(Config, Vec<Warning>)> {
+    let mut warnings = config::permission_warnings(path);
+    match config::load(path) {
+        Ok((config, parse_warnings)) => {
+            warnings.extend(parse_warnings);
+            for w in &warnings {
+                eprint_line(w);
+            }
+            Some((config, warnings))
+        }
+        Err(diag) => {
+            warnings.extend(diag.warnings);
+            for w in &warnings {
+                eprint_line(w);
+            }
+            for e in &diag.errors {
+                eprint_line(e);
+            }
+            let n = diag.errors.len();
+            eprint_line(format_args!(
+                "knockd: {}: {n} {}; not starting",
+                path.display(),
+                plural(n, "error", "errors")
+            ));
+            None
+        }
+    }
+}
+
+/// `--check`: one summary line per door on stdout, then a verdict line.
+fn check(cli: &Cli, config: &Config, warnings: usize) -> ExitCode {
+    for door in &config.doors {
+        print_line(door.summary());
+    }
+    let n = config.doors.len();
+    let mut verdict = format!(
+        "{}: {n} {} OK",
+        cli.config.display(),
+        plural(n, "door", "doors")
+    );
+    if warnings > 0 {
+        verdict.push_str(&format!(
+            ", {warnings} {}",
+            plural(warnings, "warning", "warnings")
+        ));
+    }
+    print_line(verdict);
+    ExitCode::SUCCESS
+}
+
+/// Capture and act on knocks. The capture loop lands in a later change; the
+/// config has been validated by now, so say what is missing and stop.
+fn serve(_cli: &Cli, _config: Config) -> ExitCode {
+    eprint_line(
+        "knockd: the capture loop is not in this build yet; run with --check to validate the config",
+    );
+    ExitCode::from(EX_UNAVAILABLE)
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// A line on stdout; a closed pipe (`knockd --check | head -1`) is not an
+/// error worth a panic.
+fn print_line(line: impl Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// A line on stderr, never panicking.
+fn eprint_line(line: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 /// Something that keeps the daemon from starting with this config.
 ///
 /// Displays as one line: `FILE:LINE: KEY: what is wrong` (the line and key
-/// are left out when the problem has none, e.g. an unreadable file).
+/// are left out when the problem has none, e.g. an unreadable file). Control
+/// characters are escaped and echoed text is clipped, so a binary or huge
+/// file still gives one short line per problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub file: PathBuf,
@@ -18,7 +20,7 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_place(f, &self.file, self.line, self.key.as_deref())?;
-        f.write_str(&self.message)
+        write_clean(f, &self.message, MAX_MESSAGE_CHARS)
     }
 }
 
@@ -34,7 +36,7 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("warning: ")?;
         write_place(f, &self.file, self.line, None)?;
-        f.write_str(&self.message)
+        write_clean(f, &self.message, MAX_MESSAGE_CHARS)
     }
 }
 
@@ -50,7 +52,30 @@ fn write_place(
     }
     f.write_str(": ")?;
     if let Some(key) = key {
-        write!(f, "{key}: ")?;
+        write_clean(f, key, MAX_KEY_CHARS)?;
+        f.write_str(": ")?;
+    }
+    Ok(())
+}
+
+/// Longest key echoed in a message; real keys are under 20 characters.
+const MAX_KEY_CHARS: usize = 60;
+/// Longest message; ours are under 120 characters plus the echoed value.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Writes `text` with control characters escaped (`\r`, `\u{1b}`), so the
+/// message stays one line and cannot drive the terminal, clipped to `max`
+/// characters with `...`.
+fn write_clean(f: &mut fmt::Formatter<'_>, text: &str, max: usize) -> fmt::Result {
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            return f.write_str("...");
+        }
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            write!(f, "{c}")?;
+        }
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ mod error;
 mod onetime;
 mod parse;
 mod sequence;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -61,7 +61,6 @@ pub fn next_one_time_sequence(
             });
             continue;
         };
-        let leading = text.len() - text.trim_start().len();
         let text = text.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
@@ -71,8 +70,10 @@ pub fn next_one_time_sequence(
                 return Ok(Some(OneTimeLine {
                     sequence,
                     line: number,
-                    offset: start + leading as u64,
-                }))
+                    // knockd marks the line's first byte, so a leading
+                    // space (as its man page advises) keeps the digits.
+                    offset: start,
+                }));
             }
             Err(e) => warnings.push(Warning {
                 file: path.to_path_buf(),
@@ -104,7 +105,7 @@ mod tests {
             .unwrap();
         assert_eq!(live.sequence.to_string(), "3333:tcp,4444:udp");
         assert_eq!(live.line, 5);
-        assert_eq!(&text[live.offset as usize..][..4], "3333");
+        assert_eq!(&text[live.offset as usize..][..6], "  3333");
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].line, Some(4));
         assert!(warnings[0]

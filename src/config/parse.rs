@@ -19,6 +19,10 @@ use crate::knock::TcpFlags;
 /// would otherwise produce one message per line.
 const MAX_ERRORS: usize = 100;
 
+/// Largest config file read. A real knockd.conf is a few KiB; the cap keeps a
+/// wrong path (`/dev/zero`, a huge log) from exhausting memory.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Largest timeout accepted, so deadline arithmetic can never overflow.
 const MAX_TIMEOUT_SECS: f64 = 1e9;
 
@@ -68,14 +72,16 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
         section: Section::None,
         seen_options: false,
     };
-    let mut reader = BufReader::new(reader);
+    // One byte over the cap tells "exactly at the cap" from "too large".
+    let mut reader = BufReader::new(reader.take(MAX_CONFIG_BYTES + 1));
     let mut buf = Vec::new();
     let mut number = 0usize;
+    let mut total = 0u64;
     loop {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => total += n as u64,
             Err(e) => {
                 p.diag.error(
                     file,
@@ -87,7 +93,23 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
             }
         }
         number += 1;
-        match std::str::from_utf8(&buf) {
+        if total > MAX_CONFIG_BYTES {
+            p.error(
+                number,
+                None,
+                format!(
+                    "file is larger than {} MiB; is this the right file?",
+                    MAX_CONFIG_BYTES >> 20
+                ),
+            );
+            break;
+        }
+        // A UTF-8 byte-order mark, as some editors write, is not part of line 1.
+        let bytes = match buf.strip_prefix(b"\xef\xbb\xbf") {
+            Some(rest) if number == 1 => rest,
+            _ => &buf[..],
+        };
+        match std::str::from_utf8(bytes) {
             Ok(text) => p.line(number, text),
             Err(_) => p.error(number, None, "not valid UTF-8 text"),
         }
@@ -136,8 +158,11 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
 /// sequences and commands that run as root.
 pub fn permission_warnings(path: &Path) -> Vec<Warning> {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Vec::new();
+    // Only a regular file has a meaningful mode here; a directory or device
+    // given by mistake is reported by `load`.
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta,
+        _ => return Vec::new(),
     };
     let mode = meta.permissions().mode() & 0o777;
     let mut out = Vec::new();
@@ -177,9 +202,13 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 enum Section {
+    /// Before the first header: every directive is an error.
     None,
     Options,
     Door(Box<DoorBuilder>),
+    /// After a broken header (already reported): its lines are ignored, so
+    /// one typo gives one error, not one per line of the section.
+    Skip,
 }
 
 /// A door while its section is being read.
@@ -188,6 +217,9 @@ struct DoorBuilder {
     sequence_line: Option<usize>,
     one_time_line: Option<usize>,
     sequence: Option<SequenceSource>,
+    /// A sequence line without a value was already reported; "no sequence"
+    /// would only repeat it.
+    sequence_reported: bool,
 }
 
 struct Parser<'a> {
@@ -221,6 +253,10 @@ impl Parser<'_> {
             Some((k, v)) => (k.trim(), Some(v.trim())),
             None => (line, None),
         };
+        if key.is_empty() {
+            self.error(number, None, "no key before '='");
+            return;
+        }
         match &self.section {
             Section::None => self.error(
                 number,
@@ -229,6 +265,7 @@ impl Parser<'_> {
             ),
             Section::Options => self.option(number, key, value),
             Section::Door(_) => self.door_directive(number, key, value),
+            Section::Skip => {}
         }
     }
 
@@ -237,13 +274,13 @@ impl Parser<'_> {
         let Some(name) = rest.strip_suffix(']') else {
             self.error(number, None, "section header is missing its closing ']'");
             // Swallow the section's lines without a cascade of errors.
-            self.section = Section::Options;
+            self.section = Section::Skip;
             return;
         };
         let name = name.trim();
         if name.is_empty() {
             self.error(number, None, "empty section name '[]'");
-            self.section = Section::Options;
+            self.section = Section::Skip;
             return;
         }
         if name.eq_ignore_ascii_case("options") {
@@ -261,6 +298,7 @@ impl Parser<'_> {
             sequence_line: None,
             one_time_line: None,
             sequence: None,
+            sequence_reported: false,
         }));
     }
 
@@ -281,6 +319,7 @@ impl Parser<'_> {
                 );
                 return;
             }
+            (None, None) if b.sequence_reported => return,
             (None, None) => {
                 self.error(
                     b.door.line,
@@ -353,7 +392,8 @@ impl Parser<'_> {
                     format!("\"{value}\" is not a whole number from 1 to {MAX_MAX_ATTEMPTS}"),
                 ),
             },
-            _ => unreachable!("checked above"),
+            // Unknown keys were reported above.
+            _ => {}
         }
     }
 
@@ -408,7 +448,13 @@ impl Parser<'_> {
         } else {
             match self.value(number, key, value) {
                 Some(v) => v,
-                None => return,
+                None => {
+                    if let Section::Door(b) = &mut self.section {
+                        b.sequence_reported |=
+                            matches!(upper.as_str(), "SEQUENCE" | "ONE_TIME_SEQUENCES");
+                    }
+                    return;
+                }
             }
         };
         let Section::Door(b) = &mut self.section else {
@@ -468,7 +514,8 @@ impl Parser<'_> {
                 "stack" => b.door.reopen = Reopen::Stack,
                 _ => error = Some(format!("\"{value}\" is not extend or stack")),
             },
-            _ => unreachable!("is_door_key checked"),
+            // Not a door key: reported above.
+            _ => {}
         }
         if let Some(message) = error {
             self.error(number, Some(key), message);
@@ -504,11 +551,11 @@ fn is_door_key(upper: &str) -> bool {
 /// A sequence that is never used: the door's real one replaces it before the
 /// door leaves the parser.
 fn placeholder_sequence() -> super::Sequence {
-    super::Sequence::new(vec![super::Step {
+    // Built directly (the field is private to `config`): one step is valid.
+    super::Sequence(vec![super::Step {
         port: 1,
         proto: crate::knock::Proto::Tcp,
     }])
-    .expect("one step is a valid sequence")
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

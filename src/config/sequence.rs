@@ -68,7 +68,8 @@ pub fn parse_sequence(text: &str) -> Result<Sequence, SequenceError> {
         };
         steps.push(Step { port, proto });
     }
-    Ok(Sequence::new(steps).expect("1..=32 steps checked above"))
+    // 1..=32 steps: `text` is not empty and the count was checked above.
+    Ok(Sequence(steps))
 }
 
 fn parse_port(text: &str) -> Result<u16, SequenceError> {

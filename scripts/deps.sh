@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what building and testing knockd-rs need, only what is missing.
+#
+#   scripts/deps.sh build   libpcap-dev (and a C linker), plus rustfmt/clippy
+#   scripts/deps.sh test    the above, plus what the root-only tests drive:
+#                           knockd (the C reference), iptables, nftables,
+#                           iproute2, tcpdump
+#
+# As root on Debian/Ubuntu it installs missing packages with apt-get
+# (non-interactive, so CI with no stdin works). Otherwise it prints the exact
+# command to run: missing build packages stop here, missing test-only
+# packages do not (the tests that need them only run as root).
+set -euo pipefail
+
+what=${1:-build}
+case "$what" in
+    build | test) ;;
+    *)
+        echo "usage: $0 [build|test]" >&2
+        exit 64
+        ;;
+esac
+
+build_pkgs=(libpcap-dev)
+test_pkgs=(knockd iptables nftables iproute2 tcpdump)
+command -v cc >/dev/null 2>&1 || build_pkgs+=(gcc libc6-dev)
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing_of() {
+    local p
+    for p in "$@"; do
+        installed "$p" || printf '%s\n' "$p"
+    done
+}
+
+apt_install() {
+    echo "deps: installing $*" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@" </dev/null
+}
+
+if command -v dpkg-query >/dev/null 2>&1; then
+    mapfile -t missing_build < <(missing_of "${build_pkgs[@]}")
+    missing_test=()
+    if [ "$what" = test ]; then
+        mapfile -t missing_test < <(missing_of "${test_pkgs[@]}")
+    fi
+    all=("${missing_build[@]}" "${missing_test[@]}")
+    if [ "${#all[@]}" -gt 0 ]; then
+        if is_root && command -v apt-get >/dev/null 2>&1; then
+            apt_install "${all[@]}"
+        elif [ "${#missing_build[@]}" -gt 0 ]; then
+            echo "deps: missing ${missing_build[*]}; install with:" >&2
+            echo "    sudo apt-get install -y ${all[*]}" >&2
+            exit 1
+        else
+            echo "deps: note: ${missing_test[*]} missing; the root-only tests need them:" >&2
+            echo "    sudo apt-get install -y ${missing_test[*]}" >&2
+        fi
+    fi
+else
+    echo "deps: not a dpkg system; make sure libpcap (with headers) is installed" >&2
+fi
+
+# Toolchain components used by `make test`.
+components=()
+cargo fmt --version >/dev/null 2>&1 || components+=(rustfmt)
+cargo clippy --version >/dev/null 2>&1 || components+=(clippy)
+if [ "${#components[@]}" -gt 0 ]; then
+    if command -v rustup >/dev/null 2>&1; then
+        echo "deps: adding rust components ${components[*]}" >&2
+        rustup component add "${components[@]}"
+    else
+        echo "deps: missing cargo ${components[*]} and no rustup to add them" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,501 @@
+//! The `knockd` binary as a user meets it: exit codes, what goes to stdout
+//! and stderr, and that no input makes it panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const EX_USAGE: i32 = 64;
+const EX_UNAVAILABLE: i32 = 69;
+const EX_CONFIG: i32 = 78;
+
+fn knockd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run knockd")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code, with both streams in the failure message.
+fn code(o: &Output) -> i32 {
+    assert!(
+        !stderr(o).contains("panicked") && !stderr(o).contains("RUST_BACKTRACE"),
+        "panic:\n{}",
+        stderr(o)
+    );
+    o.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {o:?}"))
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("knockd.conf.sample")
+}
+
+/// A private config file (mode 0600, so no permission warning).
+fn config_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.path().join(name);
+    let mut f = std::fs::File::create(&path).expect("create config");
+    f.write_all(bytes).expect("write config");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
+/// Runs `knockd --check -c` on `text` and returns (code, stdout, stderr).
+fn check(text: &[u8]) -> (i32, String, String, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = config_file(&dir, "knockd.conf", text);
+    let o = knockd(&["--check", "-c", path.to_str().expect("utf-8 path")]);
+    (code(&o), stdout(&o), stderr(&o), path, dir)
+}
+
+#[test]
+fn version() {
+    for flag in ["-V", "--version"] {
+        let o = knockd(&[flag]);
+        assert_eq!(code(&o), 0);
+        assert_eq!(
+            stdout(&o),
+            format!("knockd {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(stderr(&o), "");
+    }
+}
+
+#[test]
+fn help() {
+    for flag in ["-h", "--help"] {
+        let o = knockd(&[flag]);
+        assert_eq!(code(&o), 0);
+        let out = stdout(&o);
+        assert!(out.contains("Usage: knockd [OPTIONS]"), "{out}");
+        assert!(out.contains("-i, --interface <IF>"), "{out}");
+        assert!(out.contains("--check"), "{out}");
+        assert_eq!(stderr(&o), "");
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_short_usage_error() {
+    for args in [&["--bogus"][..], &["-x"], &["-c"], &["stray"], &["-i", ""]] {
+        let o = knockd(args);
+        assert_eq!(code(&o), EX_USAGE, "{args:?}");
+        assert_eq!(stdout(&o), "");
+        let err = stderr(&o);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(err.contains("--help"), "{err}");
+        assert!(err.lines().count() <= 6, "not short: {err}");
+    }
+}
+
+#[test]
+fn sample_config_checks_with_a_line_per_door() {
+    let path = sample();
+    let o = knockd(&["--check", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(
+        lines[0],
+        "[openSSH] sequence 7000:tcp,8000:tcp,9000:tcp, seq_timeout 10s, tcpflags syn,!ack, \
+         commands: start start_6 stop stop_6, cmd_timeout 15s"
+    );
+    assert_eq!(
+        lines[1],
+        "[closeSSH] sequence 9000:tcp,8000:tcp,7000:tcp, seq_timeout 10s, tcpflags syn, commands: start"
+    );
+    assert_eq!(
+        lines[2],
+        "[mixedUDP] sequence 2222:udp,3333:tcp,4444:udp, seq_timeout 15s, tcpflags any, \
+         commands: start start_6=none"
+    );
+    assert!(
+        lines[3].starts_with(&format!("{}: 3 doors OK", path.display())),
+        "{}",
+        lines[3]
+    );
+    // Only a permission warning is allowed: git checks the sample out 0644.
+    for line in stderr(&o).lines() {
+        assert!(line.contains("readable by others"), "{line}");
+    }
+}
+
+#[test]
+fn sample_config_with_tight_mode_has_no_warnings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read(sample()).expect("read sample");
+    let path = config_file(&dir, "sample.conf", &text);
+    let o = knockd(&["--check", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(stderr(&o), "");
+    assert!(stdout(&o).ends_with(&format!("{}: 3 doors OK\n", path.display())));
+}
+
+#[test]
+fn sample_config_shows_every_directive() {
+    let text = std::fs::read_to_string(sample()).expect("read sample");
+    // Keys of `key = value` and bare lines, commented out or not.
+    let keys: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_start().trim_start_matches('#').trim_start())
+        .filter(|l| !l.starts_with('[') && !l.is_empty())
+        .filter_map(|l| {
+            let key = l.split('=').next()?.trim();
+            (!key.contains(' ')).then(|| key.to_ascii_lowercase())
+        })
+        .collect();
+    for key in [
+        "usesyslog",
+        "logfile",
+        "pidfile",
+        "interface",
+        "maxattempts",
+        "statefile",
+        "sequence",
+        "one_time_sequences",
+        "seq_timeout",
+        "timeout",
+        "tcpflags",
+        "start_command",
+        "start_command_6",
+        "command",
+        "command_6",
+        "stop_command",
+        "stop_command_6",
+        "cmd_timeout",
+        "target",
+        "reopen",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn without_check_the_config_is_validated_then_capture_is_unavailable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
+    let o = knockd(&["-i", "lo", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), EX_UNAVAILABLE);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "knockd: the capture loop is not in this build yet; run with --check to validate the config\n"
+    );
+    // A bad config is reported as such, not as "unavailable".
+    let bad = config_file(&dir, "bad.conf", b"[d]\nsequence = 0\n");
+    let o = knockd(&["-c", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), EX_CONFIG);
+}
+
+#[test]
+fn bad_configs_exit_78_naming_file_line_and_key() {
+    let otp_dir = tempfile::tempdir().expect("temp dir");
+    let empty_otp = config_file(&otp_dir, "otp", b"# all used\n");
+    let missing_otp = otp_dir.path().join("missing");
+    let cases: Vec<(String, String)> = vec![
+        ("[d]\nsequence = 7000,abc\n".into(), ":2: sequence: port \"abc\" is not a number".into()),
+        ("[d]\nsequence = -7\n".into(), ":2: sequence: port \"-7\" is not a number".into()),
+        ("[d]\nsequence = 0\n".into(), ":2: sequence: port 0 is out of range (1-65535)".into()),
+        ("[d]\nsequence = 65536\n".into(), ":2: sequence: port 65536 is out of range (1-65535)".into()),
+        (
+            "[d]\nsequence = 1:icmp\n".into(),
+            ":2: sequence: unknown protocol \"icmp\" (expected tcp or udp)".into(),
+        ),
+        (
+            "[d]\nsequence = 1\ntcpflags = syn,fun\n".into(),
+            ":3: tcpflags: unknown TCP flag \"fun\" (expected fin, syn, rst, psh, ack or urg, optionally with !)"
+                .into(),
+        ),
+        ("[d]\nsequence = 1\ncolour = red\n".into(), ":3: colour: unknown door directive".into()),
+        ("[options]\nverbose = 1\n".into(), ":2: verbose: unknown option".into()),
+        (
+            "sequence = 1\n".into(),
+            ":1: sequence: directive outside any section (put it under [options] or a [door])".into(),
+        ),
+        ("[]\n".into(), ":1: empty section name '[]'".into()),
+        (
+            "[options]\nUseSyslog\n[d]\ncommand = x\n".into(),
+            ":3: door [d] has no Sequence (or One_Time_Sequences)".into(),
+        ),
+        (
+            format!("[d]\nsequence = {}\n", vec!["1"; 33].join(",")),
+            ":2: sequence: 33 ports in the sequence; at most 32 are allowed".into(),
+        ),
+        (
+            "[d]\nsequence = 1\nseq_timeout = 5s\n".into(),
+            ":3: seq_timeout: \"5s\" is not a number of seconds".into(),
+        ),
+        (
+            "[d]\nsequence = 1\ncmd_timeout = ten\n".into(),
+            ":3: cmd_timeout: \"ten\" is not a number of seconds".into(),
+        ),
+        (
+            format!("[d]\none_time_sequences = {}\n", missing_otp.display()),
+            format!(
+                ":2: one_time_sequences: cannot read {}: no such file",
+                missing_otp.display()
+            ),
+        ),
+        (
+            format!("[d]\none_time_sequences = {}\n", empty_otp.display()),
+            format!(
+                ":2: one_time_sequences: {} has no unused valid sequence line",
+                empty_otp.display()
+            ),
+        ),
+        (
+            "[d]\nsequence = 1\ntarget = router\n".into(),
+            ":3: target: \"router\" is not an IP address".into(),
+        ),
+    ];
+    for (text, expected) in cases {
+        let (code, out, err, path, _dir) = check(text.as_bytes());
+        assert_eq!(code, EX_CONFIG, "{text}\n{err}");
+        assert_eq!(out, "", "{text}");
+        assert_eq!(
+            err,
+            format!(
+                "{p}{expected}\nknockd: {p}: 1 error; not starting\n",
+                p = path.display()
+            ),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn all_errors_of_a_file_are_listed() {
+    let (code, _, err, path, _dir) =
+        check(b"[a]\nsequence = 1,x\n[b]\nsequence = 2\ntimeout = never\n[c]\n");
+    assert_eq!(code, EX_CONFIG);
+    let p = path.display();
+    assert_eq!(
+        err,
+        format!(
+            "{p}:2: sequence: port \"x\" is not a number\n\
+             {p}:5: timeout: \"never\" is not a number of seconds\n\
+             {p}:6: door [c] has no Sequence (or One_Time_Sequences)\n\
+             knockd: {p}: 3 errors; not starting\n"
+        )
+    );
+}
+
+#[test]
+fn one_time_file_with_invalid_lines_warns_with_its_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let otp = config_file(&dir, "otp", b" 1,abc\n 2,3:udp\n");
+    let conf = format!("[d]\none_time_sequences = {}\n", otp.display());
+    let (code, out, err, path, _dir) = check(conf.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "warning: {}:1: port \"abc\" is not a number; line skipped\n",
+            otp.display()
+        )
+    );
+    assert_eq!(
+        out,
+        format!(
+            "[d] sequence 2:tcp,3:udp (one-time, {}:2), seq_timeout 25s, tcpflags any, no commands\n\
+             {}: 1 door OK, 1 warning\n",
+            otp.display(),
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn world_readable_config_warns_but_checks() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = knockd(&["--check", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "warning: {}: writable by group or others (mode 0666): whoever can edit it runs commands as root; chmod 600\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn empty_config_is_accepted_with_a_warning() {
+    let (code, out, err, path, _dir) = check(b"");
+    assert_eq!(code, 0);
+    assert_eq!(
+        err,
+        format!(
+            "warning: {}: no doors defined: nothing can be opened\n",
+            path.display()
+        )
+    );
+    assert_eq!(out, format!("{}: 0 doors OK, 1 warning\n", path.display()));
+}
+
+/// Deterministic junk (xorshift), so a failure can be reproduced.
+fn junk(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn binary_config_is_rejected_cleanly() {
+    let mut bytes = vec![0u8, 0, 0, b'\n'];
+    bytes.extend(junk(64 * 1024, 0x9e37_79b9_7f4a_7c15));
+    let (code, out, err, path, _dir) = check(&bytes);
+    assert_eq!(code, EX_CONFIG, "{err}");
+    assert_eq!(out, "");
+    let first = err.lines().next().expect("an error line");
+    assert_eq!(
+        first,
+        format!(
+            "{}:1: \\u{{0}}\\u{{0}}\\u{{0}}: directive outside any section (put it under [options] or a [door])",
+            path.display()
+        )
+    );
+    for line in err.lines() {
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+    }
+    assert!(err.lines().count() <= 102, "{} lines", err.lines().count());
+}
+
+#[test]
+fn ten_megabytes_of_junk_finish_fast_with_bounded_output() {
+    let mut text = Vec::with_capacity(10 << 20);
+    let mut i = 0u64;
+    while text.len() < 10 << 20 {
+        text.extend_from_slice(format!("junk {i} = ?!\n").as_bytes());
+        i += 1;
+    }
+    let started = Instant::now();
+    let (code, out, err, path, _dir) = check(&text);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, EX_CONFIG);
+    assert_eq!(out, "");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 102, "100 errors, the cap notice, the verdict");
+    assert_eq!(
+        lines[100],
+        format!(
+            "{}:100: too many errors, stopped reading after 100",
+            path.display()
+        )
+    );
+    assert_eq!(
+        lines[101],
+        format!("knockd: {}: 101 errors; not starting", path.display())
+    );
+}
+
+#[test]
+fn ten_megabyte_single_line_gives_one_short_error() {
+    let mut text = b"[d]\nsequence = 1\n".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 10 << 20));
+    let (code, _, err, _, _dir) = check(&text);
+    assert_eq!(code, EX_CONFIG);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+}
+
+#[test]
+fn ten_megabytes_of_comments_parse_fast() {
+    let mut text = b"[d]\nsequence = 1\n".to_vec();
+    while text.len() < 10 << 20 {
+        text.extend_from_slice(b"# a long comment line to make a big but valid file\n");
+    }
+    let started = Instant::now();
+    let (code, out, err, _, _dir) = check(&text);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with(": 1 door OK\n"), "{out}");
+}
+
+#[test]
+fn directory_as_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = knockd(&["--check", "-c", dir.path().to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), EX_CONFIG);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{p}: is a directory, not a config file\nknockd: {p}: 1 error; not starting\n",
+            p = dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn missing_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("absent.conf");
+    for args in [vec!["--check"], vec![]] {
+        let mut args = args;
+        args.extend(["-c", path.to_str().expect("utf-8 path")]);
+        let o = knockd(&args);
+        assert_eq!(code(&o), EX_CONFIG);
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "{p}: cannot read: no such file\nknockd: {p}: 1 error; not starting\n",
+                p = path.display()
+            )
+        );
+    }
+}
+
+#[test]
+fn device_as_config_is_bounded() {
+    // /dev/zero never ends and has no newline: the size cap must stop it.
+    let o = knockd(&["--check", "-c", "/dev/zero"]);
+    assert_eq!(code(&o), EX_CONFIG);
+    assert_eq!(
+        stderr(&o),
+        "/dev/zero:1: file is larger than 16 MiB; is this the right file?\n\
+         knockd: /dev/zero: 1 error; not starting\n"
+    );
+}
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args(["--check", "-c", sample().to_str().expect("utf-8 path")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn knockd");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(code(&o), 0);
+}
