@@ -26,6 +26,12 @@ pub const EX_USAGE: u8 = 64;
 pub const EX_UNAVAILABLE: u8 = 69;
 /// sysexits.h `EX_CONFIG`: the config file is missing or wrong.
 pub const EX_CONFIG: u8 = 78;
+/// sysexits.h `EX_NOINPUT`: an input file (a capture to replay) is missing.
+pub const EX_NOINPUT: u8 = 66;
+/// sysexits.h `EX_OSERR`: the system refused something the daemon needs.
+pub const EX_OSERR: u8 = 71;
+/// sysexits.h `EX_CANTCREAT`: an output file (the log) cannot be created.
+pub const EX_CANTCREAT: u8 = 73;
 
 /// knockd's options. Field names follow the long flags.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
@@ -77,6 +83,19 @@ pub struct Cli {
     /// check the config file, list its doors and exit
     #[arg(long)]
     pub check: bool,
+
+    /// replay a capture file (pcap or pcapng) through the doors, then exit
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "daemon"])]
+    pub read: Option<PathBuf>,
+
+    /// with --read: print the commands instead of running them
+    #[arg(long, requires = "read")]
+    pub dry_run: bool,
+
+    /// with --read: a destination address that counts as ours; repeatable
+    /// (default: every destination)
+    #[arg(long, value_name = "ADDR", requires = "read")]
+    pub local_addr: Vec<std::net::IpAddr>,
 
     /// display version
     #[arg(short = 'V', long, action = ArgAction::Version)]

@@ -7,9 +7,17 @@
 //! - [`engine`]: doors, knocks and `now` to actions and the next deadline;
 //! - the shell: capture, commands, logging, signals, lifecycle and CLI.
 
+pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod filter;
 pub mod knock;
+pub mod netif;
+pub mod onetime_file;
+pub mod oplog;
+pub mod runner;
+pub mod signals;
 pub mod wire;

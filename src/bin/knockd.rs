@@ -11,8 +11,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use knockd::cli::{self, Cli, EX_CONFIG, EX_UNAVAILABLE, EX_USAGE};
+use knockd::cli::{
+    self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE,
+};
 use knockd::config::{self, Config, Warning};
+use knockd::daemon::{self, DaemonError, Settings};
 
 fn main() -> ExitCode {
     run(std::env::args_os())
@@ -25,12 +28,16 @@ enum Mode {
     Check,
     /// Capture knocks and run commands (foreground or `-d`).
     Serve,
+    /// `--read`: replay a capture file through the doors.
+    Replay,
 }
 
 impl Mode {
     fn of(cli: &Cli) -> Mode {
         if cli.check {
             Mode::Check
+        } else if cli.read.is_some() {
+            Mode::Replay
         } else {
             Mode::Serve
         }
@@ -48,6 +55,7 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     match Mode::of(&cli) {
         Mode::Check => check(&cli, &config, warnings.len()),
         Mode::Serve => serve(&cli, config),
+        Mode::Replay => replay(&cli, &config),
     }
 }
 
@@ -114,13 +122,78 @@ fn check(cli: &Cli, config: &Config, warnings: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Capture and act on knocks. The capture loop lands in a later change; the
-/// config has been validated by now, so say what is missing and stop.
-fn serve(_cli: &Cli, _config: Config) -> ExitCode {
-    eprint_line(
-        "knockd: the capture loop is not in this build yet; run with --check to validate the config",
-    );
-    ExitCode::from(EX_UNAVAILABLE)
+fn settings(cli: &Cli, config: &Config) -> Settings {
+    Settings {
+        config_path: cli.config.clone(),
+        interfaces: cli.interfaces(&config.options),
+        log_file: cli.log_file(&config.options),
+        log_file_from_cli: cli.logfile.is_some(),
+        only_v4: cli.only_ip_v4,
+        debug: cli.debug,
+        verbose: cli.verbose,
+        dry_run: cli.dry_run,
+        local_addrs: cli.local_addr.clone(),
+    }
+}
+
+/// Diagnostics for developers go to stderr through `tracing`: warnings by
+/// default, debug with `-D`, or whatever `RUST_LOG` says.
+fn init_tracing(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if debug { "knockd=debug" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Capture and act on knocks until SIGTERM/SIGINT.
+fn serve(cli: &Cli, config: Config) -> ExitCode {
+    if cli.daemon {
+        eprint_line("knockd: -d (detach) is not in this build yet; run it in the foreground or under systemd");
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
+    init_tracing(cli.debug);
+    let settings = settings(cli, &config);
+    match daemon::serve(&settings, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// `--read FILE`: the doors' decisions for a recorded capture.
+fn replay(cli: &Cli, config: &Config) -> ExitCode {
+    init_tracing(cli.debug);
+    let Some(path) = &cli.read else {
+        return ExitCode::from(EX_USAGE);
+    };
+    match daemon::replay(&settings(cli, config), config, path) {
+        Ok(s) => {
+            print_line(format_args!(
+                "{}: {} frames, {} knocks, {} doors opened",
+                path.display(),
+                s.frames,
+                s.knocks,
+                s.opened
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// One line on stderr and the sysexits code for the kind of failure.
+fn fail(e: &DaemonError) -> ExitCode {
+    eprint_line(format_args!("knockd: {e}"));
+    ExitCode::from(match e {
+        DaemonError::Capture(knockd::capture::CaptureError::OpenFile { .. }) => EX_NOINPUT,
+        DaemonError::Capture(_) => EX_UNAVAILABLE,
+        DaemonError::Log(_) => EX_CANTCREAT,
+        DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
+    })
 }
 
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {

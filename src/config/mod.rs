@@ -21,7 +21,7 @@ use crate::knock::{Proto, TcpFlags};
 
 pub use error::{ConfigError, Diagnostics, Warning};
 pub use onetime::{next_one_time_sequence, OneTimeLine};
-pub use parse::{load, parse_reader, parse_str, permission_warnings, Parsed};
+pub use parse::{io_reason, load, parse_reader, parse_str, permission_warnings, Parsed};
 pub use sequence::{parse_sequence, SequenceError};
 
 /// knockd's default `Seq_Timeout`, in seconds.

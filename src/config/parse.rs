@@ -186,7 +186,9 @@ pub fn permission_warnings(path: &Path) -> Vec<Warning> {
     out
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// The words of an I/O error without its "(os error N)" tail, for one-line
+/// messages that already name the file.
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

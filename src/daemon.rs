@@ -1,0 +1,492 @@
+//! The daemon's run loop and the replay loop around one shared pipeline.
+//!
+//! Run-loop contract (str0m's): wait for one input (a batch of frames, a
+//! signal, or the next deadline), feed it to the engine, drain every action
+//! the engine has, then compute the next deadline and wait again. Nothing
+//! wakes the loop while idle. Replay feeds a capture file through the same
+//! [`Pipeline`] with the file's timestamps as time, so it makes the
+//! decisions the live daemon would have made.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::capture::{CaptureError, FileCapture, LiveCapture, Stats};
+use crate::clock::{debug_stamp, monotonic_now, TimeBase};
+use crate::config::{self, Config, Door, OneTimeLine, SequenceSource};
+use crate::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs};
+use crate::filter::build_filter;
+use crate::knock::Timestamp;
+use crate::netif;
+use crate::onetime_file;
+use crate::oplog::{LogOpenError, OperatorLog};
+use crate::runner::Runner;
+use crate::signals::Signals;
+use crate::wire::{self, LinkType};
+
+/// How long shutdown waits for the stop commands it started.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What the command line and config decided for this run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub interfaces: Vec<String>,
+    /// `-g`, else the config's `LogFile`.
+    pub log_file: Option<PathBuf>,
+    /// Whether `-g` chose the log file (a reload then keeps it).
+    pub log_file_from_cli: bool,
+    pub only_v4: bool,
+    pub debug: bool,
+    pub verbose: bool,
+    /// Print would-be commands instead of running them.
+    pub dry_run: bool,
+    /// Replay: destination addresses that count as ours (empty: any).
+    pub local_addrs: Vec<IpAddr>,
+}
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Log(#[from] LogOpenError),
+    #[error("cannot read the addresses of {ifaces}: {source}")]
+    Addresses {
+        ifaces: String,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("waiting for packets failed: {0}")]
+    Poll(nix::Error),
+}
+
+/// Engine plus effects: what every packet and timer goes through, live or
+/// replayed.
+pub struct Pipeline {
+    engine: Engine,
+    log: OperatorLog,
+    runner: Runner,
+    time: TimeBase,
+    debug: bool,
+    only_v4: bool,
+    dry_run: bool,
+    /// The live line of each one-time door, to mark when it is used.
+    onetime: HashMap<DoorId, (PathBuf, OneTimeLine)>,
+    /// Doors or sequences changed: the capture filter must be rebuilt.
+    filter_stale: bool,
+}
+
+impl Pipeline {
+    pub fn new(
+        config: &Config,
+        local: LocalAddrs,
+        log: OperatorLog,
+        time: TimeBase,
+        s: &Settings,
+    ) -> Self {
+        Pipeline {
+            engine: Engine::new(config, local),
+            log,
+            runner: Runner::default(),
+            time,
+            debug: s.debug,
+            only_v4: s.only_v4,
+            dry_run: s.dry_run,
+            onetime: onetime_doors(config),
+            filter_stale: true,
+        }
+    }
+
+    /// Writes an operator message stamped with engine time `at`.
+    pub fn log(&mut self, at: Timestamp, msg: &str) {
+        let wall = self.time.wall(at);
+        self.log.line(wall, msg);
+    }
+
+    /// One captured frame, seen at `at`.
+    pub fn frame(&mut self, link: LinkType, data: &[u8], wire_len: u32, at: Timestamp) {
+        match wire::parse(link, data, wire_len, at) {
+            Ok(packet) => {
+                if self.debug {
+                    println!("{} {packet}", debug_stamp(self.time.wall(at)));
+                }
+                if self.only_v4 && packet.knock.src.is_ipv6() {
+                    return;
+                }
+                self.engine.handle_knock(&packet.knock);
+                self.drain(at);
+            }
+            Err(skip) => tracing::debug!(%skip, len = data.len(), "frame skipped"),
+        }
+    }
+
+    /// Fires the engine's timers due at `now` and reaps commands.
+    pub fn timers(&mut self, now: Timestamp) {
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+            self.drain(now);
+        }
+        self.reap(now);
+    }
+
+    /// Collects finished commands. Commands run in real time even in a
+    /// replay, so the runner keeps its own (monotonic) clock; `at` only
+    /// stamps the log lines.
+    pub fn reap(&mut self, at: Timestamp) {
+        for line in self.runner.reap(monotonic_now()) {
+            self.log(at, &line);
+        }
+    }
+
+    /// The next time [`Pipeline::timers`] has work.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let runner = match self.time {
+            TimeBase::Live => self.runner.next_deadline(),
+            TimeBase::Capture => None,
+        };
+        match (self.engine.poll_timeout(), runner) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Carries out everything the engine asked for.
+    fn drain(&mut self, now: Timestamp) {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::Log(event) => {
+                    let msg = event.to_string();
+                    self.log(now, &msg);
+                }
+                Action::Run(cmd) => {
+                    if self.dry_run {
+                        let kind = match cmd.kind {
+                            CommandKind::Start => "start",
+                            CommandKind::Stop => "stop",
+                        };
+                        let msg =
+                            format!("{}: would run {kind} command: {}", cmd.door, cmd.command);
+                        self.log(now, &msg);
+                    } else {
+                        for line in self.runner.spawn(&cmd.door, &cmd.command, monotonic_now()) {
+                            self.log(now, &line);
+                        }
+                    }
+                }
+                Action::OneTimeUsed { door, name } => self.next_one_time(door, &name, now),
+                // The journal of pending stops arrives with the commands issue.
+                Action::StopsChanged => {}
+            }
+        }
+    }
+
+    fn next_one_time(&mut self, door: DoorId, name: &Arc<str>, now: Timestamp) {
+        self.filter_stale = true;
+        let Some((path, used)) = self.onetime.get(&door).cloned() else {
+            return;
+        };
+        let mut warnings = Vec::new();
+        let next = if self.dry_run {
+            // A dry run must not use up the admin's sequences.
+            Ok(None)
+        } else {
+            onetime_file::consume(&path, &used, &mut warnings)
+        };
+        for w in warnings {
+            let msg = w.to_string();
+            self.log(now, &msg);
+        }
+        match next {
+            Ok(Some(line)) => {
+                self.engine.set_sequence(door, Some(line.sequence.clone()));
+                self.onetime.insert(door, (path, line));
+            }
+            Ok(None) => {
+                self.log(
+                    now,
+                    &format!(
+                        "no more sequences left in the one time sequences file for door {name} --> disabling the door"
+                    ),
+                );
+                self.engine.set_sequence(door, None);
+                self.onetime.remove(&door);
+            }
+            Err(e) => {
+                self.log(
+                    now,
+                    &format!(
+                        "error while disabling used one time sequence for door {name} ({}: {}) --> disabling the door",
+                        path.display(),
+                        config::io_reason(&e)
+                    ),
+                );
+                self.engine.set_sequence(door, None);
+                self.onetime.remove(&door);
+            }
+        }
+    }
+
+    /// The capture filter for the doors as they are now.
+    pub fn filter(&self, local: &[IpAddr]) -> String {
+        let doors: Vec<Door> = self
+            .engine
+            .doors()
+            .filter_map(|(_, door, live)| {
+                live.map(|seq| Door {
+                    sequence: SequenceSource::Fixed(seq.clone()),
+                    ..door.clone()
+                })
+            })
+            .collect();
+        build_filter(&doors, local, self.only_v4)
+    }
+
+    /// Swaps in a reloaded config; pending stop commands are kept.
+    pub fn reload(&mut self, config: &Config) {
+        self.engine.reload(config);
+        self.onetime = onetime_doors(config);
+        self.filter_stale = true;
+    }
+
+    /// Runs every pending stop command now and waits (boundedly) for the
+    /// commands in flight: a clean exit leaves no door open.
+    pub fn close_all(&mut self, now: Timestamp) {
+        self.engine.close_all(now);
+        self.drain(now);
+        let (lines, _) = self.runner.wait_all(SHUTDOWN_GRACE, monotonic_now);
+        for line in lines {
+            self.log(now, &line);
+        }
+    }
+}
+
+fn onetime_doors(config: &Config) -> HashMap<DoorId, (PathBuf, OneTimeLine)> {
+    config
+        .doors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match &d.sequence {
+            SequenceSource::OneTime { path, current } => {
+                Some((DoorId(i as u16), (path.clone(), current.clone())))
+            }
+            SequenceSource::Fixed(_) => None,
+        })
+        .collect()
+}
+
+/// Runs the daemon in the foreground until SIGTERM or SIGINT.
+pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
+    let mut signals = Signals::install().map_err(DaemonError::Signals)?;
+    let log = OperatorLog::open(
+        settings.log_file.as_deref(),
+        config.options.use_syslog,
+        settings.verbose,
+    )?;
+    let mut captures = settings
+        .interfaces
+        .iter()
+        .map(|i| LiveCapture::open(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let local = netif::addresses(&settings.interfaces, settings.only_v4).map_err(|source| {
+        DaemonError::Addresses {
+            ifaces: settings.interfaces.join(","),
+            source,
+        }
+    })?;
+    let mut pipe = Pipeline::new(
+        &config,
+        LocalAddrs::List(local.clone()),
+        log,
+        TimeBase::Live,
+        settings,
+    );
+    install_filter(&mut pipe, &mut captures, &local)?;
+    let ifaces = settings.interfaces.join(",");
+    if settings.verbose {
+        println!("listening on {ifaces}...");
+    }
+    pipe.log(
+        monotonic_now(),
+        &format!("starting up, listening on {ifaces}"),
+    );
+
+    loop {
+        let now = monotonic_now();
+        let timeout = match pipe.next_deadline() {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                // Round up so the wake-up is never before the deadline.
+                let ms = at.saturating_since(now).as_nanos().div_ceil(1_000_000);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = captures
+                .iter()
+                .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
+                .collect();
+            fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(DaemonError::Poll(e)),
+            }
+            fds.iter().map(|f| f.any().unwrap_or(false)).collect()
+        };
+        if ready[captures.len()] {
+            let pending = signals.take();
+            if pending.child {
+                pipe.reap(monotonic_now());
+            }
+            if pending.shutdown {
+                break;
+            }
+            if pending.reload {
+                reload(settings, &mut pipe);
+            }
+        }
+        for (cap, _) in captures.iter_mut().zip(&ready).filter(|(_, r)| **r) {
+            let link = cap.link();
+            let got = cap.read_batch(|data, len| pipe.frame(link, data, len, monotonic_now()))?;
+            tracing::trace!(iface = cap.iface(), got, "batch");
+        }
+        pipe.timers(monotonic_now());
+        if pipe.filter_stale {
+            install_filter(&mut pipe, &mut captures, &local)?;
+        }
+    }
+
+    let now = monotonic_now();
+    pipe.close_all(now);
+    for cap in &mut captures {
+        if let Some(stats) = cap.stats() {
+            pipe.log(now, &stats_line(cap.iface(), stats));
+        }
+    }
+    pipe.log(now, "shutting down");
+    Ok(())
+}
+
+fn install_filter(
+    pipe: &mut Pipeline,
+    captures: &mut [LiveCapture],
+    local: &[IpAddr],
+) -> Result<(), DaemonError> {
+    let filter = pipe.filter(local);
+    if pipe.debug {
+        println!("capture filter: {filter}");
+    }
+    for cap in captures {
+        cap.set_filter(&filter)?;
+    }
+    pipe.filter_stale = false;
+    Ok(())
+}
+
+/// SIGHUP: re-read the config. A broken config is logged and the running
+/// one kept (knockd 0.8 exits, locking admins out over a typo).
+fn reload(settings: &Settings, pipe: &mut Pipeline) {
+    let now = monotonic_now();
+    let path = settings.config_path.display().to_string();
+    pipe.log(now, &format!("re-reading config file: {path}"));
+    match config::load(&settings.config_path) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                pipe.log(now, &w.to_string());
+            }
+            let log_path = if settings.log_file_from_cli {
+                settings.log_file.clone()
+            } else {
+                config.options.log_file.clone()
+            };
+            if let Err(e) = pipe.log.set_path(log_path.as_deref()) {
+                pipe.log(now, &format!("{e}; keeping the old log file"));
+            }
+            pipe.reload(&config);
+        }
+        Err(diag) => {
+            for e in &diag.errors {
+                pipe.log(now, &format!("config error: {e}"));
+            }
+            pipe.log(
+                now,
+                &format!(
+                    "{path}: {} error(s); keeping the running configuration",
+                    diag.errors.len()
+                ),
+            );
+            if let Err(e) = pipe.log.reopen() {
+                pipe.log(now, &format!("{e}; keeping the old log file"));
+            }
+        }
+    }
+}
+
+fn stats_line(iface: &str, s: Stats) -> String {
+    format!(
+        "{iface}: {} packets received, {} dropped by the kernel, {} dropped by the interface",
+        s.received, s.dropped, s.if_dropped
+    )
+}
+
+/// What a replay saw, for its closing line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    pub frames: u64,
+    pub knocks: u64,
+    pub opened: u64,
+}
+
+/// Feeds a capture file through the pipeline with the capture's own time,
+/// then lets the remaining timers (sequence timeouts, stop commands) fire at
+/// their times, so the output tells the whole story.
+pub fn replay(
+    settings: &Settings,
+    config: &Config,
+    path: &Path,
+) -> Result<ReplaySummary, DaemonError> {
+    let mut file = FileCapture::open(path)?;
+    let log = match &settings.log_file {
+        Some(p) if settings.log_file_from_cli => OperatorLog::open(Some(p), false, true)?,
+        _ => OperatorLog::stdout_only(true),
+    };
+    let local = if settings.local_addrs.is_empty() {
+        LocalAddrs::Any
+    } else {
+        LocalAddrs::List(settings.local_addrs.clone())
+    };
+    let mut pipe = Pipeline::new(config, local, log, TimeBase::Capture, settings);
+    let link = file.link();
+    let mut frames = 0;
+    let mut last = Timestamp::ZERO;
+    while let Some(frame) = file.next_frame()? {
+        frames += 1;
+        let at = Timestamp::from_nanos(frame.ts_nanos);
+        last = last.max(at);
+        // Timers due before this frame fire at their own time first.
+        while let Some(t) = pipe.engine.poll_timeout().filter(|t| *t < at) {
+            pipe.timers(t);
+        }
+        pipe.frame(link, frame.data, frame.wire_len, at);
+    }
+    while let Some(t) = pipe.engine.poll_timeout() {
+        pipe.timers(t.max(last));
+    }
+    let (lines, _) = pipe.runner.wait_all(SHUTDOWN_GRACE, monotonic_now);
+    for line in lines {
+        pipe.log(last, &line);
+    }
+    let stats = pipe.engine.stats();
+    Ok(ReplaySummary {
+        frames,
+        knocks: stats.knocks,
+        opened: stats.opened,
+    })
+}

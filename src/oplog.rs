@@ -1,0 +1,178 @@
+//! The operator log: knockd's messages, in knockd's format, to the log
+//! file, syslog and (with `-v`) stdout.
+//!
+//! Scripts and log watchers match these lines, so the text comes from the
+//! engine's `Event` display unchanged and each file line is
+//! `[YYYY-MM-DD HH:MM] message`, local time, appended and flushed. Unlike
+//! knockd 0.8 no message ends in a stray blank line.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::clock::log_stamp;
+
+/// The log file could not be opened: the daemon does not start (knockd 0.8
+/// prints a warning and runs without its log, so watchers see nothing).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open log file {path}: {reason}")]
+pub struct LogOpenError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Where operator messages go.
+pub struct OperatorLog {
+    file: Option<(PathBuf, File)>,
+    syslog: bool,
+    verbose: bool,
+}
+
+impl OperatorLog {
+    /// Opens the log file (append, created 0640) and syslog as configured.
+    pub fn open(path: Option<&Path>, syslog: bool, verbose: bool) -> Result<Self, LogOpenError> {
+        let file = match path {
+            Some(p) => Some((p.to_path_buf(), open_append(p)?)),
+            None => None,
+        };
+        if syslog {
+            // SAFETY: openlog keeps the ident pointer; a 'static C string
+            // literal lives for the whole process.
+            unsafe { libc::openlog(c"knockd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        }
+        Ok(OperatorLog {
+            file,
+            syslog,
+            verbose,
+        })
+    }
+
+    /// A log that writes nowhere but stdout (with `verbose`): for replay.
+    pub fn stdout_only(verbose: bool) -> Self {
+        OperatorLog {
+            file: None,
+            syslog: false,
+            verbose,
+        }
+    }
+
+    /// Writes one message stamped with `at`. A write error is reported on
+    /// stderr and does not stop the daemon: knocks keep being served.
+    pub fn line(&mut self, at: SystemTime, msg: &str) {
+        if self.verbose {
+            let _ = writeln!(std::io::stdout().lock(), "{msg}");
+        }
+        if self.syslog {
+            if let Ok(c) = CString::new(msg.replace('\0', "")) {
+                // SAFETY: "%s" with one valid NUL-terminated C string.
+                unsafe { libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), c.as_ptr()) };
+            }
+        }
+        if let Some((path, file)) = &mut self.file {
+            // One write per line, so concurrent appenders never interleave
+            // inside a line.
+            let text = format!("{} {msg}\n", log_stamp(at));
+            if let Err(e) = file.write_all(text.as_bytes()) {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "knockd: cannot write log file {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    /// Reopens the log file (SIGHUP after logrotate), creating it again if
+    /// it was moved or deleted. On failure the old handle is kept.
+    pub fn reopen(&mut self) -> Result<(), LogOpenError> {
+        if let Some((path, file)) = &mut self.file {
+            *file = open_append(path)?;
+        }
+        Ok(())
+    }
+
+    /// Points the log at another file (a reloaded config changed LogFile).
+    pub fn set_path(&mut self, path: Option<&Path>) -> Result<(), LogOpenError> {
+        let same = self.file.as_ref().map(|(p, _)| p.as_path()) == path;
+        if same {
+            return self.reopen();
+        }
+        self.file = match path {
+            Some(p) => Some((p.to_path_buf(), open_append(p)?)),
+            None => None,
+        };
+        Ok(())
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|(p, _)| p.as_path())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, LogOpenError> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| LogOpenError {
+            path: path.display().to_string(),
+            reason: crate::config::io_reason(&e),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_stamped_appended_and_have_no_blank_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        std::fs::write(&path, "old line\n").unwrap();
+        let mut log = OperatorLog::open(Some(&path), false, false).unwrap();
+        let at = SystemTime::now();
+        log.line(at, "openSSH: running command: /bin/true");
+        log.line(at, "192.0.2.1: openSSH: OPEN SESAME");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert_eq!(lines[0], "old line");
+        let stamp = log_stamp(at);
+        assert_eq!(
+            lines[1],
+            format!("{stamp} openSSH: running command: /bin/true")
+        );
+        assert_eq!(lines[2], format!("{stamp} 192.0.2.1: openSSH: OPEN SESAME"));
+    }
+
+    #[test]
+    fn reopen_recreates_a_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        let mut log = OperatorLog::open(Some(&path), false, false).unwrap();
+        log.line(SystemTime::now(), "before");
+        std::fs::rename(&path, dir.path().join("knockd.log.1")).unwrap();
+        log.reopen().unwrap();
+        log.line(SystemTime::now(), "after");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.ends_with("after\n") && !text.contains("before"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unwritable_log_is_a_one_line_error() {
+        let err = OperatorLog::open(Some(Path::new("/nonexistent/dir/knockd.log")), false, false)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "cannot open log file /nonexistent/dir/knockd.log: no such file"
+        );
+    }
+}
