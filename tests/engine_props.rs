@@ -1,6 +1,7 @@
 //! Properties of the engine over generated doors and traffic.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use knockd::config::{Config, Door, Options, Sequence, Step};
 use knockd::engine::{Action, Engine, Event, LocalAddrs};
@@ -237,4 +238,104 @@ fn stops_changed_is_emitted_when_the_journal_must_change() {
     engine.handle_timeout(Timestamp::from_nanos(10_000_000_000));
     assert_eq!(count(&mut engine), 1);
     assert_eq!(engine.pending_stops().count(), 0);
+}
+
+/// Doors for the batch property: short timeouts so attempts time out
+/// mid-batch, stop commands so stops fire, and a `Target` on one door so
+/// destination checks differ between doors.
+fn batch_config(seqs: &[Vec<Step>], max_attempts: usize, timeouts: &[u64]) -> Config {
+    let mut config = config(seqs, max_attempts);
+    for (i, d) in config.doors.iter_mut().enumerate() {
+        d.seq_timeout = Duration::from_millis(timeouts[i % timeouts.len()]);
+        d.stop_command = Some("close %IP%".into());
+        d.cmd_timeout = Duration::from_millis(timeouts[(i + 1) % timeouts.len()]);
+        if i == 2 {
+            d.target = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+        }
+    }
+    config
+}
+
+/// Random traffic: sources from a small pool (v4, and v6 including the
+/// v4-mapped twin of a v4 source), ports near the doors', any flags, two
+/// destinations, and gaps that are often zero (equal timestamps) and
+/// sometimes backwards.
+fn traffic() -> impl Strategy<Value = Vec<Knock>> {
+    let knock = (0u8..24, step(), 0u8..64, any::<bool>(), 0i64..400);
+    prop::collection::vec(knock, 0..300).prop_map(|raw| {
+        let mut ms: i64 = 0;
+        raw.into_iter()
+            .map(|(host, s, flags, other_dst, gap)| {
+                // Mostly forward, sometimes a little back: the engine
+                // clamps time, and both paths must clamp alike.
+                ms = (ms + gap - 50).max(0);
+                let src = match host % 4 {
+                    0 | 1 => IpAddr::V4(Ipv4Addr::new(198, 51, 100, host)),
+                    2 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(host))),
+                    _ => IpAddr::V6(Ipv4Addr::new(198, 51, 100, host - 3).to_ipv6_mapped()),
+                };
+                Knock {
+                    at: Timestamp::from_nanos(ms as u64 * 1_000_000),
+                    src,
+                    dst: if other_dst {
+                        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
+                    } else {
+                        DST
+                    },
+                    proto: s.proto,
+                    dst_port: s.port,
+                    tcp_flags: TcpFlags(flags),
+                }
+            })
+            .collect()
+    })
+}
+
+fn drain_all(engine: &mut Engine, out: &mut Vec<Action>) {
+    while let Some(a) = engine.poll_action() {
+        out.push(a);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// `handle_knocks` is `handle_knock` in a loop: the same actions in the
+    /// same order, the same state after, for any doors, table size, traffic
+    /// and batch boundaries (the look-ahead prefetching only hints).
+    #[test]
+    fn batches_act_exactly_like_single_knocks(
+        seqs in prop::collection::vec(sequence(), 1..4),
+        cap in 1usize..24,
+        timeouts in prop::collection::vec(1u64..3000, 1..4),
+        knocks in traffic(),
+        cuts in prop::collection::vec(0usize..80, 0..8),
+    ) {
+        let config = batch_config(&seqs, cap, &timeouts);
+        let mut one = Engine::new(&config, LocalAddrs::Any);
+        let mut batched = Engine::new(&config, LocalAddrs::Any);
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        for k in &knocks {
+            one.handle_knock(k);
+            drain_all(&mut one, &mut want);
+        }
+        let mut rest = knocks.as_slice();
+        for cut in cuts.into_iter().chain([usize::MAX]) {
+            let (batch, tail) = rest.split_at(cut.min(rest.len()));
+            batched.handle_knocks(batch);
+            drain_all(&mut batched, &mut got);
+            rest = tail;
+        }
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(batched.stats(), one.stats());
+        prop_assert_eq!(batched.tracked_attempts(), one.tracked_attempts());
+        prop_assert_eq!(batched.poll_timeout(), one.poll_timeout());
+        // And what is left fires alike.
+        let end = Timestamp::from_nanos(u64::MAX / 2);
+        one.handle_timeout(end);
+        batched.handle_timeout(end);
+        drain_all(&mut one, &mut want);
+        drain_all(&mut batched, &mut got);
+        prop_assert_eq!(got, want);
+    }
 }

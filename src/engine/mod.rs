@@ -9,7 +9,8 @@
 //! virtual time.
 //!
 //! The run-loop contract (as in quinn-proto and str0m): feed one input
-//! ([`Engine::handle_knock`] or [`Engine::handle_timeout`]), drain
+//! ([`Engine::handle_knock`], a batch of them with [`Engine::handle_knocks`],
+//! or [`Engine::handle_timeout`]), drain
 //! [`Engine::poll_action`] until it returns `None`, then wait until
 //! [`Engine::poll_timeout`] or the next input. A `handle_timeout` that finds
 //! nothing due does nothing. Time never goes backwards inside the engine: an
@@ -30,8 +31,18 @@ pub use stops::PendingStop;
 
 use crate::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
 use crate::knock::{Knock, Proto, Timestamp};
-use attempts::{Attempts, Insert};
+use attempts::{Attempts, Insert, Source};
 use stops::Stops;
+
+/// How many knocks ahead [`Engine::handle_knocks`] loads the attempt a knock
+/// will need (and twice that, its index line): enough knocks of work to
+/// cover a miss to L3 or memory, few enough that the lines are still cached
+/// when used.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Doors [`Engine::handle_knocks`] prefetches for: configs have a handful;
+/// past this many, the rest are looked up without help.
+const PREFETCH_DOORS: usize = 8;
 
 /// How often at most the engine reports that it had to evict attempts.
 pub const EVICTION_REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -202,7 +213,7 @@ impl Engine {
                     if let Some(id) = self.attempts.oldest(door) {
                         let a = self.attempts.get(id);
                         let event = Event::SequenceTimeout {
-                            src: a.src,
+                            src: a.src(),
                             door: self.doors[door as usize].name.clone(),
                             stage: a.stage,
                         };
@@ -236,6 +247,13 @@ impl Engine {
     /// Processes one captured packet. Timers due by its time fire first, so
     /// a knock exactly at an attempt's deadline finds it already timed out.
     pub fn handle_knock(&mut self, knock: &Knock) {
+        let src = self.attempts.source(&knock.src);
+        self.handle_knock_from(knock, &src);
+    }
+
+    /// [`Engine::handle_knock`] with the source already hashed.
+    #[inline]
+    fn handle_knock_from(&mut self, knock: &Knock, src: &Source) {
         let now = self.advance_clock(knock.at);
         self.handle_timeout(now);
         if !self.is_knock(knock) {
@@ -247,7 +265,72 @@ impl Engine {
             proto: knock.proto,
         };
         for d in 0..self.doors.len() {
-            self.knock_door(d as u16, knock, step, now);
+            self.knock_door(d as u16, knock, src, step, now);
+        }
+    }
+
+    /// Processes captured packets in order: exactly the same decisions and
+    /// actions as calling [`Engine::handle_knock`] on each in turn, only
+    /// faster for large attempt tables.
+    ///
+    /// With a million tracked sources the attempt table lives far outside
+    /// the CPU caches, and a knock handled alone waits for each cache line
+    /// it needs in turn. Given a batch (the capture shell reads packets in
+    /// batches anyway), the engine looks ahead: it hashes each knock's
+    /// source `2 * PREFETCH_AHEAD` knocks before handling it and starts
+    /// loading the index line the hash points at; `PREFETCH_AHEAD` knocks
+    /// before, when that line has arrived, it starts loading the attempt the
+    /// line points at. Those loads overlap with the work on the knocks in
+    /// between. Prefetches are hints computed from the table as it is;
+    /// knocks in between may change it, which can waste a prefetch but
+    /// never change a decision.
+    pub fn handle_knocks(&mut self, knocks: &[Knock]) {
+        const FAR: usize = 2 * PREFETCH_AHEAD;
+        const NEAR: usize = PREFETCH_AHEAD;
+        // Hashed sources of the knocks in flight, by position mod RING.
+        const RING: usize = (FAR + 1).next_power_of_two();
+        let mut ring = [Source::default(); RING];
+        for (j, k) in knocks.iter().enumerate().take(FAR) {
+            ring[j % RING] = self.attempts.source(&k.src);
+            self.prefetch_knock(k, &ring[j % RING], false);
+        }
+        for (j, k) in knocks.iter().enumerate().take(NEAR) {
+            self.prefetch_knock(k, &ring[j % RING], true);
+        }
+        for (i, k) in knocks.iter().enumerate() {
+            if let Some(far) = knocks.get(i + FAR) {
+                let slot = (i + FAR) % RING;
+                ring[slot] = self.attempts.source(&far.src);
+                self.prefetch_knock(far, &ring[slot], false);
+            }
+            if let Some(near) = knocks.get(i + NEAR) {
+                self.prefetch_knock(near, &ring[(i + NEAR) % RING], true);
+            }
+            let src = ring[i % RING];
+            self.handle_knock_from(k, &src);
+        }
+    }
+
+    /// One prefetch stage for `k` at every door with a live sequence (at
+    /// most [`PREFETCH_DOORS`] of them): the index line, or (`attempt`) the
+    /// attempt the index points at. Doors that will not look the knock up
+    /// (destination or flags do not match) only waste a prefetch; checking
+    /// would cost more.
+    #[inline]
+    fn prefetch_knock(&self, k: &Knock, src: &Source, attempt: bool) {
+        let bit = port_bit(k.proto, k.dst_port);
+        if self.ports[bit / 64] & (1 << (bit % 64)) == 0 {
+            return;
+        }
+        for (d, door) in self.doors.iter().enumerate().take(PREFETCH_DOORS) {
+            if door.live.is_none() {
+                continue;
+            }
+            if attempt {
+                self.attempts.prefetch_attempt(src, d as u16);
+            } else {
+                self.attempts.prefetch_index(src, d as u16);
+            }
         }
     }
 
@@ -286,7 +369,7 @@ impl Engine {
         })
     }
 
-    fn knock_door(&mut self, d: u16, k: &Knock, step: Step, now: Timestamp) {
+    fn knock_door(&mut self, d: u16, k: &Knock, src: &Source, step: Step, now: Timestamp) {
         let door = &self.doors[d as usize];
         let Some(seq) = &door.live else { return };
         if !Self::dst_matches(&self.local, &door.config, k.dst) {
@@ -304,8 +387,8 @@ impl Engine {
                 stage,
             })
         };
-        match self.attempts.find(k.src, d) {
-            Some(id) => {
+        match self.attempts.find(src, d) {
+            Ok(id) => {
                 let stage = self.attempts.get(id).stage as usize;
                 if steps[stage] == step {
                     self.attempts.advance(id);
@@ -325,10 +408,10 @@ impl Engine {
                     self.attempts.remove(id);
                 }
             }
-            None if steps[0] == step => {
+            Err(vacant) if steps[0] == step => {
                 let (name, single) = (door.name.clone(), steps.len() == 1);
                 if !single {
-                    match self.attempts.insert(k.src, d, now) {
+                    match self.attempts.insert(vacant, now) {
                         Insert::Added => {}
                         Insert::Evicted { src, door } => {
                             tracing::debug!(%src, door, "stage-1 attempt evicted");
@@ -351,7 +434,7 @@ impl Engine {
                     self.open(d, k.src, now);
                 }
             }
-            None => {}
+            Err(_) => {}
         }
     }
 
