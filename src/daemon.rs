@@ -21,7 +21,7 @@ use crate::clock::{debug_stamp, monotonic_now, TimeBase};
 use crate::config::{self, Config, Door, OneTimeLine, SequenceSource};
 use crate::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs};
 use crate::filter::build_filter;
-use crate::knock::Timestamp;
+use crate::knock::{Knock, Timestamp};
 use crate::netif;
 use crate::onetime_file;
 use crate::oplog::{LogOpenError, OperatorLog};
@@ -111,21 +111,40 @@ impl Pipeline {
         self.log.line(wall, msg);
     }
 
-    /// One captured frame, seen at `at`.
-    pub fn frame(&mut self, link: LinkType, data: &[u8], wire_len: u32, at: Timestamp) {
+    /// Parses one captured frame seen at `at` into a knock (`None`: not
+    /// one), printing the `-D` packet line.
+    pub fn parse(
+        &self,
+        link: LinkType,
+        data: &[u8],
+        wire_len: u32,
+        at: Timestamp,
+    ) -> Option<Knock> {
         match wire::parse(link, data, wire_len, at) {
             Ok(packet) => {
                 if self.debug {
                     println!("{} {packet}", debug_stamp(self.time.wall(at)));
                 }
                 if self.only_v4 && packet.knock.src.is_ipv6() {
-                    return;
+                    return None;
                 }
-                self.engine.handle_knock(&packet.knock);
-                self.drain(at);
+                Some(packet.knock)
             }
-            Err(skip) => tracing::debug!(%skip, len = data.len(), "frame skipped"),
+            Err(skip) => {
+                tracing::debug!(%skip, len = data.len(), "frame skipped");
+                None
+            }
         }
+    }
+
+    /// Feeds knocks (in arrival order) to the engine, then carries out what
+    /// they caused; log lines are stamped `now`.
+    pub fn knocks(&mut self, knocks: &[Knock], now: Timestamp) {
+        if knocks.is_empty() {
+            return;
+        }
+        self.engine.handle_knocks(knocks);
+        self.drain(now);
     }
 
     /// Fires the engine's timers due at `now` and reaps commands.
@@ -318,6 +337,7 @@ pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
         &format!("starting up, listening on {ifaces}"),
     );
 
+    let mut batch: Vec<Knock> = Vec::with_capacity(crate::capture::BATCH);
     loop {
         let now = monotonic_now();
         let timeout = match pipe.next_deadline() {
@@ -354,8 +374,13 @@ pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
         }
         for (cap, _) in captures.iter_mut().zip(&ready).filter(|(_, r)| **r) {
             let link = cap.link();
-            let got = cap.read_batch(|data, len| pipe.frame(link, data, len, monotonic_now()))?;
-            tracing::trace!(iface = cap.iface(), got, "batch");
+            batch.clear();
+            let got = cap.read_batch(|data, len| {
+                // Stamped when read: the engine's clock is the monotonic one.
+                batch.extend(pipe.parse(link, data, len, monotonic_now()));
+            })?;
+            tracing::trace!(iface = cap.iface(), got, knocks = batch.len(), "batch");
+            pipe.knocks(&batch, monotonic_now());
         }
         pipe.timers(monotonic_now());
         if pipe.filter_stale {
@@ -474,7 +499,9 @@ pub fn replay(
         while let Some(t) = pipe.engine.poll_timeout().filter(|t| *t < at) {
             pipe.timers(t);
         }
-        pipe.frame(link, frame.data, frame.wire_len, at);
+        if let Some(knock) = pipe.parse(link, frame.data, frame.wire_len, at) {
+            pipe.knocks(&[knock], at);
+        }
     }
     while let Some(t) = pipe.engine.poll_timeout() {
         pipe.timers(t.max(last));

@@ -10,12 +10,28 @@ const EX_USAGE: i32 = 64;
 const EX_UNAVAILABLE: i32 = 69;
 const EX_CONFIG: i32 = 78;
 
+/// Runs knockd to completion. Every case here must exit by itself; one
+/// that would start serving instead is killed after 20 s and fails, rather
+/// than hanging the suite.
 fn knockd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_knockd"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knockd"))
         .args(args)
         .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run knockd")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run knockd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait for knockd").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("knockd {args:?} did not exit within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect knockd output")
 }
 
 fn stdout(o: &Output) -> String {
@@ -183,20 +199,60 @@ fn sample_config_shows_every_directive() {
 }
 
 #[test]
-fn without_check_the_config_is_validated_then_capture_is_unavailable() {
+fn a_missing_interface_is_one_line_and_unavailable() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
-    let o = knockd(&["-i", "lo", "-c", path.to_str().expect("utf-8 path")]);
+    let o = knockd(&["-i", "no-such-if0", "-c", path.to_str().expect("utf-8 path")]);
     assert_eq!(code(&o), EX_UNAVAILABLE);
     assert_eq!(stdout(&o), "");
-    assert_eq!(
-        stderr(&o),
-        "knockd: the capture loop is not in this build yet; run with --check to validate the config\n"
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("knockd: cannot capture on no-such-if0: "),
+        "{err}"
     );
-    // A bad config is reported as such, not as "unavailable".
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A bad config is reported as such, before any capture is tried.
     let bad = config_file(&dir, "bad.conf", b"[d]\nsequence = 0\n");
     let o = knockd(&["-c", bad.to_str().expect("utf-8 path")]);
     assert_eq!(code(&o), EX_CONFIG);
+}
+
+#[test]
+fn an_unwritable_log_file_is_one_line_and_cantcreat() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
+    let o = knockd(&[
+        "-i",
+        "lo",
+        "-g",
+        "/nonexistent/dir/knockd.log",
+        "-c",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code(&o), 73);
+    assert_eq!(
+        stderr(&o),
+        "knockd: cannot open log file /nonexistent/dir/knockd.log: no such file\n"
+    );
+}
+
+#[test]
+fn a_missing_capture_file_is_one_line_and_noinput() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
+    let o = knockd(&[
+        "--read",
+        "/nonexistent/knocks.pcap",
+        "-c",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code(&o), 66);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("knockd: cannot read capture file /nonexistent/knocks.pcap: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]
