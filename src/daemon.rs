@@ -478,10 +478,13 @@ pub fn replay(
     path: &Path,
 ) -> Result<ReplaySummary, DaemonError> {
     let mut file = FileCapture::open(path)?;
-    let log = match &settings.log_file {
-        Some(p) if settings.log_file_from_cli => OperatorLog::open(Some(p), false, true)?,
-        _ => OperatorLog::stdout_only(true),
-    };
+    // The config's LogFile is the production log: a replay writes to a log
+    // file only when one is named with -g.
+    let log_file = settings
+        .log_file
+        .as_deref()
+        .filter(|_| settings.log_file_from_cli);
+    let log = OperatorLog::replay(log_file)?;
     let local = if settings.local_addrs.is_empty() {
         LocalAddrs::Any
     } else {

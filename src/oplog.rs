@@ -29,6 +29,8 @@ pub struct OperatorLog {
     file: Option<(PathBuf, File)>,
     syslog: bool,
     verbose: bool,
+    /// Stdout lines carry the log file's stamp (replay: the capture's time).
+    stamp_stdout: bool,
 }
 
 impl OperatorLog {
@@ -47,23 +49,28 @@ impl OperatorLog {
             file,
             syslog,
             verbose,
+            stamp_stdout: false,
         })
     }
 
-    /// A log that writes nowhere but stdout (with `verbose`): for replay.
-    pub fn stdout_only(verbose: bool) -> Self {
-        OperatorLog {
-            file: None,
-            syslog: false,
-            verbose,
-        }
+    /// The log of a replay: every line on stdout with the stamp the log
+    /// file would have shown (capture time), plus `file` if one was asked
+    /// for on the command line. Never syslog: a replay is not an event.
+    pub fn replay(file: Option<&Path>) -> Result<Self, LogOpenError> {
+        let mut log = OperatorLog::open(file, false, true)?;
+        log.stamp_stdout = true;
+        Ok(log)
     }
 
     /// Writes one message stamped with `at`. A write error is reported on
     /// stderr and does not stop the daemon: knocks keep being served.
     pub fn line(&mut self, at: SystemTime, msg: &str) {
         if self.verbose {
-            let _ = writeln!(std::io::stdout().lock(), "{msg}");
+            let _ = if self.stamp_stdout {
+                writeln!(std::io::stdout().lock(), "{} {msg}", log_stamp(at))
+            } else {
+                writeln!(std::io::stdout().lock(), "{msg}")
+            };
         }
         if self.syslog {
             if let Ok(c) = CString::new(msg.replace('\0', "")) {

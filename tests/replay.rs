@@ -1,0 +1,450 @@
+//! `knockd --read` over capture files this test writes itself: every link
+//! type, IPv4 and IPv6, VLAN tags, IPv6 extension headers, fragments and
+//! truncated frames, each replayed through the real binary and compared
+//! with the expected log lines.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CONFIG: &str = "\
+[door]
+    sequence = 7000,8000:udp,9000
+    tcpflags = syn,!ack
+    seq_timeout = 5
+    command = open %IP%
+    stop_command = close %IP%
+    cmd_timeout = 10
+";
+
+/// 2023-11-14 22:13:20 UTC: the capture's own clock.
+const T0: i64 = 1_700_000_000;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+fn tcp(dport: u16, flags: u8) -> (u8, Vec<u8>) {
+    let mut h = vec![0u8; 20];
+    h[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    h[2..4].copy_from_slice(&dport.to_be_bytes());
+    h[12] = 5 << 4;
+    h[13] = flags;
+    h[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    (6, h)
+}
+
+fn udp(dport: u16) -> (u8, Vec<u8>) {
+    let mut h = vec![0u8; 9];
+    h[0..2].copy_from_slice(&40001u16.to_be_bytes());
+    h[2..4].copy_from_slice(&dport.to_be_bytes());
+    h[4..6].copy_from_slice(&9u16.to_be_bytes());
+    (17, h)
+}
+
+/// An IPv4 packet; `frag` is the flags+offset field (0x2000 = more
+/// fragments).
+fn ipv4(src: &str, dst: &str, (proto, payload): (u8, Vec<u8>), frag: u16) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.parse().unwrap(), dst.parse().unwrap()) else {
+        panic!("v4 addresses expected")
+    };
+    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0];
+    let total = (20 + payload.len()) as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[6..8].copy_from_slice(&frag.to_be_bytes());
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    p.extend(payload);
+    p
+}
+
+/// An IPv6 packet with optional extension headers (hop-by-hop 0,
+/// destination options 60), each 8 bytes of padding.
+fn ipv6(src: &str, dst: &str, exts: &[u8], (proto, payload): (u8, Vec<u8>)) -> Vec<u8> {
+    let (IpAddr::V6(s), IpAddr::V6(d)) = (src.parse().unwrap(), dst.parse().unwrap()) else {
+        panic!("v6 addresses expected")
+    };
+    let mut body = Vec::new();
+    for (i, _) in exts.iter().enumerate() {
+        let next = exts.get(i + 1).copied().unwrap_or(proto);
+        // next header, length 0 (8 bytes), PadN option of 4 bytes.
+        body.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    body.extend(payload);
+    let first = exts.first().copied().unwrap_or(proto);
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[first, 64]);
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    p.extend(body);
+    p
+}
+
+/// The link types a capture file can carry, with their header builders.
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Ethernet,
+    Vlan,
+    QinQ,
+    Sll,
+    Sll2,
+    Raw,
+    Ipv4Ipv6,
+    Null,
+    Loop,
+}
+
+impl Link {
+    fn dlt(self, v6: bool) -> i32 {
+        match self {
+            Link::Ethernet | Link::Vlan | Link::QinQ => 1,
+            Link::Sll => 113,
+            Link::Sll2 => 276,
+            // DLT_RAW; libpcap writes it to the file as LINKTYPE_RAW (101).
+            Link::Raw => 12,
+            Link::Ipv4Ipv6 if v6 => 229,
+            Link::Ipv4Ipv6 => 228,
+            Link::Null => 0,
+            Link::Loop => 108,
+        }
+    }
+
+    fn frame(self, ip: &[u8]) -> Vec<u8> {
+        let v6 = ip[0] >> 4 == 6;
+        let ethertype: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+        let mut f = Vec::new();
+        match self {
+            Link::Ethernet | Link::Vlan | Link::QinQ => {
+                f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+                if matches!(self, Link::QinQ) {
+                    f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64]);
+                }
+                if matches!(self, Link::Vlan | Link::QinQ) {
+                    f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+                }
+                f.extend_from_slice(&ethertype);
+            }
+            Link::Sll => {
+                f.extend_from_slice(&[0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0]);
+                f.extend_from_slice(&ethertype);
+            }
+            Link::Sll2 => {
+                f.extend_from_slice(&ethertype);
+                f.extend_from_slice(&[0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0]);
+            }
+            Link::Raw | Link::Ipv4Ipv6 => {}
+            Link::Null => {
+                let af: u32 = if v6 { 10 } else { 2 };
+                f.extend_from_slice(&af.to_ne_bytes());
+            }
+            Link::Loop => {
+                let af: u32 = if v6 { 24 } else { 2 };
+                f.extend_from_slice(&af.to_be_bytes());
+            }
+        }
+        f.extend_from_slice(ip);
+        f
+    }
+}
+
+/// Writes `frames` (time offset in ms, bytes) as a capture file of `dlt`.
+fn write_pcap(path: &Path, dlt: i32, frames: &[(i64, Vec<u8>)]) {
+    let cap = pcap::Capture::dead(pcap::Linktype(dlt)).unwrap();
+    let mut out = cap.savefile(path).unwrap();
+    for (ms, data) in frames {
+        let header = pcap::PacketHeader {
+            ts: libc::timeval {
+                tv_sec: (T0 + ms / 1000) as libc::time_t,
+                tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+            },
+            caplen: data.len() as u32,
+            len: data.len() as u32,
+        };
+        out.write(&pcap::Packet::new(&header, data));
+    }
+    out.flush().unwrap();
+}
+
+/// Replays `frames` and returns the log lines without their time stamps,
+/// and the closing summary line.
+fn replay(
+    dir: &Path,
+    name: &str,
+    dlt: i32,
+    frames: &[(i64, Vec<u8>)],
+    extra: &[&str],
+) -> Vec<String> {
+    let pcap = dir.join(format!("{name}.pcap"));
+    write_pcap(&pcap, dlt, frames);
+    let conf = dir.join("knockd.conf");
+    std::fs::write(&conf, CONFIG).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args(["--read".as_ref(), pcap.as_os_str(), "--dry-run".as_ref()])
+        .args(["-c".as_ref(), conf.as_os_str()])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name}: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout
+        .lines()
+        .map(|l| match l.strip_prefix('[') {
+            // "[YYYY-MM-DD HH:MM] message"
+            Some(rest) => rest.split_once("] ").map_or(l, |(_, m)| m).to_string(),
+            None => l.replace(&pcap.display().to_string(), "FILE"),
+        })
+        .collect()
+}
+
+fn opened(ip: &str) -> Vec<String> {
+    [
+        format!("{ip}: door: Stage 1"),
+        format!("{ip}: door: Stage 2"),
+        format!("{ip}: door: Stage 3"),
+        format!("{ip}: door: OPEN SESAME"),
+        format!("door: would run start command: open {ip}"),
+        format!("{ip}: door: command timeout"),
+        format!("door: would run stop command: close {ip}"),
+    ]
+    .into()
+}
+
+fn knock_frames(link: Link, v6: bool) -> Vec<(i64, Vec<u8>)> {
+    let ip = |l4| {
+        if v6 {
+            ipv6("2001:db8::5", "2001:db8::1", &[], l4)
+        } else {
+            ipv4("203.0.113.5", "192.0.2.1", l4, 0)
+        }
+    };
+    vec![
+        (0, link.frame(&ip(tcp(7000, SYN)))),
+        (100, link.frame(&ip(udp(8000)))),
+        (200, link.frame(&ip(tcp(9000, SYN)))),
+    ]
+}
+
+#[test]
+fn every_link_type_v4_and_v6() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = [
+        Link::Ethernet,
+        Link::Vlan,
+        Link::QinQ,
+        Link::Sll,
+        Link::Sll2,
+        Link::Raw,
+        Link::Ipv4Ipv6,
+        Link::Null,
+        Link::Loop,
+    ];
+    for link in links {
+        for v6 in [false, true] {
+            let name = format!("{link:?}-v{}", if v6 { 6 } else { 4 });
+            let got = replay(
+                dir.path(),
+                &name,
+                link.dlt(v6),
+                &knock_frames(link, v6),
+                &[],
+            );
+            let ip = if v6 { "2001:db8::5" } else { "203.0.113.5" };
+            let mut want = opened(ip);
+            want.push("FILE: 3 frames, 3 knocks, 1 doors opened".into());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = |l4| ipv6("2001:db8::7", "2001:db8::1", &[0, 60], l4);
+    let frames = vec![
+        (0, Link::Ethernet.frame(&ip(tcp(7000, SYN)))),
+        (100, Link::Ethernet.frame(&ip(udp(8000)))),
+        (200, Link::Ethernet.frame(&ip(tcp(9000, SYN)))),
+    ];
+    let got = replay(dir.path(), "ext", 1, &frames, &[]);
+    let mut want = opened("2001:db8::7");
+    want.push("FILE: 3 frames, 3 knocks, 1 doors opened".into());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn fragments_truncated_and_foreign_frames_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = "203.0.113.9";
+    let good = |l4| Link::Ethernet.frame(&ipv4(src, "192.0.2.1", l4, 0));
+    let mut truncated = good(tcp(8000, SYN));
+    truncated.truncate(14 + 20 + 10);
+    let arp = {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 0x08, 0x06]);
+        f.extend_from_slice(&[0; 28]);
+        f
+    };
+    let frames = vec![
+        (0, good(tcp(7000, SYN))),
+        // A first fragment with the right port must not count.
+        (
+            10,
+            Link::Ethernet.frame(&ipv4(src, "192.0.2.1", udp(8000), 0x2000)),
+        ),
+        (
+            20,
+            Link::Ethernet.frame(&ipv4(src, "192.0.2.1", udp(8000), 0x0010)),
+        ),
+        (30, truncated),
+        (40, arp),
+        // SYN+ACK fails `syn,!ack`: ignored, does not break the attempt.
+        (50, good(tcp(8000, SYN | ACK))),
+        (60, good(udp(8000))),
+        (70, good(tcp(9000, SYN))),
+    ];
+    let got = replay(dir.path(), "skips", 1, &frames, &[]);
+    let mut want = opened(src);
+    want.push("FILE: 8 frames, 3 knocks, 1 doors opened".into());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn replay_times_are_the_capture_times() {
+    // The second step comes 6 s after the first: past Seq_Timeout = 5, so
+    // the capture's own clock, not the replay's speed, decides.
+    let dir = tempfile::tempdir().unwrap();
+    let ip = |l4| ipv4("203.0.113.11", "192.0.2.1", l4, 0);
+    let frames = vec![
+        (0, Link::Ethernet.frame(&ip(tcp(7000, SYN)))),
+        (6000, Link::Ethernet.frame(&ip(udp(8000)))),
+    ];
+    let got = replay(dir.path(), "late", 1, &frames, &[]);
+    assert_eq!(
+        got,
+        vec![
+            "203.0.113.11: door: Stage 1",
+            "203.0.113.11: door: sequence timeout (stage 1)",
+            "FILE: 2 frames, 2 knocks, 0 doors opened",
+        ]
+    );
+}
+
+#[test]
+fn local_addr_restricts_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = knock_frames(Link::Ethernet, false);
+    let got = replay(
+        dir.path(),
+        "other-host",
+        1,
+        &frames,
+        &["--local-addr", "192.0.2.99"],
+    );
+    assert_eq!(got, vec!["FILE: 3 frames, 0 knocks, 0 doors opened"]);
+    let got = replay(
+        dir.path(),
+        "this-host",
+        1,
+        &frames,
+        &["--local-addr", "192.0.2.1"],
+    );
+    assert_eq!(got.len(), 8, "{got:?}");
+}
+
+/// Without --dry-run the commands really run (here: create marker files).
+#[test]
+fn replay_runs_commands_for_real_without_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker: PathBuf = dir.path().join("opened");
+    let conf = dir.path().join("real.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[door]\nsequence = 7000\ncommand = echo %IP% > {}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let pcap = dir.path().join("one.pcap");
+    let frame = Link::Ethernet.frame(&ipv4("198.51.100.3", "192.0.2.1", tcp(7000, SYN), 0));
+    write_pcap(&pcap, 1, &[(0, frame)]);
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args([
+            "--read".as_ref(),
+            pcap.as_os_str(),
+            "-c".as_ref(),
+            conf.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "198.51.100.3\n");
+}
+
+/// A minimal pcapng file (section header, one Ethernet interface, enhanced
+/// packet blocks with microsecond times), as Wireshark and dumpcap write.
+fn write_pcapng(path: &Path, frames: &[(i64, Vec<u8>)]) {
+    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+        let len = (12 + body.len().div_ceil(4) * 4) as u32;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + (4 - body.len() % 4) % 4, 0);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0A0D_0D0A, &shb);
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&1u16.to_le_bytes());
+    idb.extend_from_slice(&[0, 0]);
+    idb.extend_from_slice(&65535u32.to_le_bytes());
+    block(&mut out, 1, &idb);
+    for (ms, data) in frames {
+        let micros = (T0 * 1000 + ms) as u64 * 1000;
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((micros >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(micros as u32).to_le_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(data);
+        block(&mut out, 6, &epb);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn pcapng_files_replay_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("knocks.pcapng");
+    write_pcapng(&path, &knock_frames(Link::Ethernet, false));
+    let conf = dir.path().join("knockd.conf");
+    std::fs::write(&conf, CONFIG).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args(["--read".as_ref(), path.as_os_str(), "--dry-run".as_ref()])
+        .args(["-c".as_ref(), conf.as_os_str()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Capture time, not replay time, stamps the lines.
+    let stamp =
+        knockd::clock::log_stamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(T0 as u64));
+    assert!(
+        stdout.starts_with(&format!("{stamp} 203.0.113.5: door: Stage 1\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("3 frames, 3 knocks, 1 doors opened\n"),
+        "{stdout}"
+    );
+}
