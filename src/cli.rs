@@ -32,6 +32,9 @@ pub const EX_NOINPUT: u8 = 66;
 pub const EX_OSERR: u8 = 71;
 /// sysexits.h `EX_CANTCREAT`: an output file (the log) cannot be created.
 pub const EX_CANTCREAT: u8 = 73;
+/// sysexits.h `EX_TEMPFAIL`: try again later (another instance holds the
+/// state file).
+pub const EX_TEMPFAIL: u8 = 75;
 
 /// knockd's options. Field names follow the long flags.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]

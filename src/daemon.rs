@@ -19,12 +19,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use crate::capture::{CaptureError, FileCapture, LiveCapture, Stats};
 use crate::clock::{debug_stamp, monotonic_now, TimeBase};
 use crate::config::{self, Config, Door, OneTimeLine, SequenceSource};
-use crate::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs};
+use crate::engine::{Action, CommandKind, DoorId, Engine, Event, LocalAddrs, PendingStop};
 use crate::filter::build_filter;
+use crate::journal::{self, Journal, JournalError};
 use crate::knock::{Knock, Timestamp};
 use crate::netif;
 use crate::onetime_file;
 use crate::oplog::{LogOpenError, OperatorLog};
+use crate::ratelimit::LineLimiter;
 use crate::runner::Runner;
 use crate::signals::Signals;
 use crate::wire::{self, LinkType};
@@ -66,6 +68,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("waiting for packets failed: {0}")]
     Poll(nix::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// Engine plus effects: what every packet and timer goes through, live or
@@ -82,6 +86,10 @@ pub struct Pipeline {
     onetime: HashMap<DoorId, (PathBuf, OneTimeLine)>,
     /// Doors or sequences changed: the capture filter must be rebuilt.
     filter_stale: bool,
+    /// Where pending stop commands are journaled (not in a replay).
+    journal: Option<Journal>,
+    /// Keeps floods from writing a line per spoofed knock.
+    limiter: LineLimiter,
 }
 
 impl Pipeline {
@@ -102,7 +110,44 @@ impl Pipeline {
             dry_run: s.dry_run,
             onetime: onetime_doors(config),
             filter_stale: true,
+            journal: None,
+            limiter: LineLimiter::new(config.options.log_rate),
         }
+    }
+
+    /// Takes over the journal and puts back the stop commands an earlier
+    /// run left pending; overdue ones run at the next [`Pipeline::timers`].
+    pub fn restore(
+        &mut self,
+        journal: Journal,
+        entries: Vec<journal::Entry>,
+        problems: Vec<String>,
+        now: Timestamp,
+    ) {
+        let path = journal.path().display().to_string();
+        for p in problems {
+            self.log(now, &format!("state file {path}: {p}"));
+        }
+        let wall_now = self.time.wall(now);
+        let overdue = entries.iter().filter(|e| e.due <= wall_now).count();
+        if !entries.is_empty() {
+            self.log(
+                now,
+                &format!(
+                    "restored {} pending stop command(s) from {path}, {overdue} overdue",
+                    entries.len()
+                ),
+            );
+        }
+        for e in entries {
+            self.engine.restore_stop(PendingStop {
+                door: Arc::from(e.door.as_str()),
+                src: e.src,
+                command: e.command,
+                due: self.time.engine_time(e.due),
+            });
+        }
+        self.journal = Some(journal);
     }
 
     /// Writes an operator message stamped with engine time `at`.
@@ -151,8 +196,8 @@ impl Pipeline {
     pub fn timers(&mut self, now: Timestamp) {
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
-            self.drain(now);
         }
+        self.drain(now);
         self.reap(now);
     }
 
@@ -171,17 +216,30 @@ impl Pipeline {
             TimeBase::Live => self.runner.next_deadline(),
             TimeBase::Capture => None,
         };
-        match (self.engine.poll_timeout(), runner) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.engine.poll_timeout(), runner, self.limiter.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Carries out everything the engine asked for.
     fn drain(&mut self, now: Timestamp) {
+        for line in self.limiter.summaries(now) {
+            self.log(now, &line);
+        }
+        let mut stops_changed = false;
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Log(event) => {
+                    let noisy = match &event {
+                        Event::Stage { door, .. } | Event::SequenceTimeout { door, .. } => {
+                            Some(door)
+                        }
+                        _ => None,
+                    };
+                    if noisy.is_some_and(|door| !self.limiter.allow(door, now)) {
+                        continue;
+                    }
                     let msg = event.to_string();
                     self.log(now, &msg);
                 }
@@ -201,9 +259,31 @@ impl Pipeline {
                     }
                 }
                 Action::OneTimeUsed { door, name } => self.next_one_time(door, &name, now),
-                // The journal of pending stops arrives with the commands issue.
-                Action::StopsChanged => {}
+                Action::StopsChanged => stops_changed = true,
             }
+        }
+        if stops_changed {
+            self.write_journal(now);
+        }
+    }
+
+    /// Rewrites the journal from the engine's pending stops. A failure is
+    /// logged, not fatal: knocks keep being served, and the stops still run
+    /// on time and at shutdown.
+    fn write_journal(&mut self, now: Timestamp) {
+        let Some(journal) = &self.journal else { return };
+        let entries: Vec<journal::Entry> = self
+            .engine
+            .pending_stops()
+            .map(|p| journal::Entry {
+                due: self.time.wall(p.due),
+                src: p.src,
+                door: p.door.to_string(),
+                command: p.command.clone(),
+            })
+            .collect();
+        if let Err(e) = journal.write(&entries) {
+            self.log(now, &e.to_string());
         }
     }
 
@@ -271,6 +351,7 @@ impl Pipeline {
     /// Swaps in a reloaded config; pending stop commands are kept.
     pub fn reload(&mut self, config: &Config) {
         self.engine.reload(config);
+        self.limiter.set_rate(config.options.log_rate);
         self.onetime = onetime_doors(config);
         self.filter_stale = true;
     }
@@ -320,6 +401,12 @@ pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
             source,
         }
     })?;
+    let state_file = config
+        .options
+        .state_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_FILE));
+    let (journal, entries, problems) = Journal::open(&state_file)?;
     let mut pipe = Pipeline::new(
         &config,
         LocalAddrs::List(local.clone()),
@@ -336,6 +423,7 @@ pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
         monotonic_now(),
         &format!("starting up, listening on {ifaces}"),
     );
+    pipe.restore(journal, entries, problems, monotonic_now());
 
     let mut batch: Vec<Knock> = Vec::with_capacity(crate::capture::BATCH);
     loop {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use knockd::cli::{
-    self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE,
+    self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
 use knockd::config::{self, Config, Warning};
 use knockd::daemon::{self, DaemonError, Settings};
@@ -192,6 +192,8 @@ fn fail(e: &DaemonError) -> ExitCode {
         DaemonError::Capture(knockd::capture::CaptureError::OpenFile { .. }) => EX_NOINPUT,
         DaemonError::Capture(_) => EX_UNAVAILABLE,
         DaemonError::Log(_) => EX_CANTCREAT,
+        DaemonError::Journal(knockd::journal::JournalError::Io { .. }) => EX_CANTCREAT,
+        DaemonError::Journal(knockd::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
     })
 }

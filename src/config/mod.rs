@@ -32,6 +32,8 @@ pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_SEQUENCE_LEN: usize = 32;
 /// Default cap on tracked knock attempts: about 24 MiB of attempt table.
 pub const DEFAULT_MAX_ATTEMPTS: usize = 1 << 19;
+/// Default `LogRate`: far above any real knocking, far below a flood.
+pub const DEFAULT_LOG_RATE: u32 = 50;
 /// Default journal of pending stop commands.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/knockd/state";
 /// Default pid file, as knockd.
@@ -59,6 +61,9 @@ pub struct Options {
     pub max_attempts: usize,
     /// `StateFile` (ours): journal of pending stop commands.
     pub state_file: Option<PathBuf>,
+    /// `LogRate` (ours): stage and sequence-timeout lines per second per
+    /// door before the rest are counted instead of written; 0: no limit.
+    pub log_rate: u32,
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
             interfaces: Vec::new(),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             state_file: None,
+            log_rate: DEFAULT_LOG_RATE,
         }
     }
 }

@@ -362,7 +362,7 @@ impl Parser<'_> {
         }
         if !matches!(
             upper.as_str(),
-            "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE"
+            "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE" | "LOGRATE"
         ) {
             self.error(number, Some(key), "unknown option");
             return;
@@ -392,6 +392,14 @@ impl Parser<'_> {
                     number,
                     Some(key),
                     format!("\"{value}\" is not a whole number from 1 to {MAX_MAX_ATTEMPTS}"),
+                ),
+            },
+            "LOGRATE" => match value.parse::<u32>() {
+                Ok(n) if n <= 1_000_000 => self.options.log_rate = n,
+                _ => self.error(
+                    number,
+                    Some(key),
+                    format!("\"{value}\" is not a whole number of lines per second (0: no limit)"),
                 ),
             },
             // Unknown keys were reported above.
@@ -425,7 +433,13 @@ impl Parser<'_> {
         if !is_door_key(&upper) {
             if matches!(
                 upper.as_str(),
-                "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE" | "USESYSLOG"
+                "LOGFILE"
+                    | "PIDFILE"
+                    | "INTERFACE"
+                    | "MAXATTEMPTS"
+                    | "STATEFILE"
+                    | "LOGRATE"
+                    | "USESYSLOG"
             ) {
                 self.error(
                     number,

@@ -111,6 +111,7 @@ fn option_defaults() {
     assert!(c.options.interfaces.is_empty());
     assert_eq!(c.options.max_attempts, 1 << 19);
     assert_eq!(c.options.state_file, None);
+    assert_eq!(c.options.log_rate, 50);
 }
 
 // ---- options -------------------------------------------------------------
@@ -181,6 +182,22 @@ fn max_attempts() {
                 "[options]\nMaxAttempts = {bad}\n[d]\nsequence=1\n"
             )),
             format!("k.conf:2: MaxAttempts: \"{bad}\" is not a whole number from 1 to 16777216")
+        );
+    }
+}
+
+#[test]
+fn log_rate() {
+    let c = config("[options]\nLogRate = 5\n[d]\nsequence=1\n");
+    assert_eq!(c.options.log_rate, 5);
+    let c = config("[options]\nlograte = 0\n[d]\nsequence=1\n");
+    assert_eq!(c.options.log_rate, 0);
+    for bad in ["-1", "fast", "1.5", "1000001"] {
+        assert_eq!(
+            error(&format!("[options]\nLogRate = {bad}\n[d]\nsequence=1\n")),
+            format!(
+                "k.conf:2: LogRate: \"{bad}\" is not a whole number of lines per second (0: no limit)"
+            )
         );
     }
 }
