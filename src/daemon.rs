@@ -23,6 +23,7 @@ use crate::engine::{Action, CommandKind, DoorId, Engine, Event, LocalAddrs, Pend
 use crate::filter::build_filter;
 use crate::journal::{self, Journal, JournalError};
 use crate::knock::{Knock, Timestamp};
+use crate::lookup::{Line, Tagger};
 use crate::netif;
 use crate::onetime_file;
 use crate::oplog::{LogOpenError, OperatorLog};
@@ -48,6 +49,8 @@ pub struct Settings {
     pub verbose: bool,
     /// Print would-be commands instead of running them.
     pub dry_run: bool,
+    /// `-l`: add knockers' host names to log lines.
+    pub lookup: bool,
     /// Replay: destination addresses that count as ours (empty: any).
     pub local_addrs: Vec<IpAddr>,
 }
@@ -90,6 +93,8 @@ pub struct Pipeline {
     journal: Option<Journal>,
     /// Keeps floods from writing a line per spoofed knock.
     limiter: LineLimiter,
+    /// `-l`: host-name lookups, and the log lines waiting for them.
+    tagger: Option<Tagger>,
 }
 
 impl Pipeline {
@@ -112,6 +117,17 @@ impl Pipeline {
             filter_stale: true,
             journal: None,
             limiter: LineLimiter::new(config.options.log_rate),
+            tagger: if s.lookup {
+                match Tagger::start() {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(%e, "cannot start host-name lookups; -l ignored");
+                        None
+                    }
+                }
+            } else {
+                None
+            },
         }
     }
 
@@ -152,8 +168,37 @@ impl Pipeline {
 
     /// Writes an operator message stamped with engine time `at`.
     pub fn log(&mut self, at: Timestamp, msg: &str) {
+        self.emit(at, Line::Text(msg.to_string()));
+    }
+
+    /// Writes a message now, or (with `-l`) queues it in order until its
+    /// knocker's host name is known or the lookup deadline passes.
+    fn emit(&mut self, at: Timestamp, line: Line) {
         let wall = self.time.wall(at);
-        self.log.line(wall, msg);
+        match &mut self.tagger {
+            None => match line {
+                Line::Text(t) => self.log.line(wall, &t),
+                Line::Event(e) => self.log.line(wall, &e.to_string()),
+            },
+            Some(tagger) => {
+                tagger.push(at, wall, line);
+                self.write_ready(at);
+            }
+        }
+    }
+
+    /// Writes the lines whose host-name lookup finished or timed out.
+    pub fn write_ready(&mut self, now: Timestamp) {
+        if let Some(tagger) = &mut self.tagger {
+            for (wall, text) in tagger.ready(now) {
+                self.log.line(wall, &text);
+            }
+        }
+    }
+
+    /// The fd that turns readable when a host-name lookup finishes.
+    pub fn lookup_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.tagger.as_ref().map(|t| t.as_fd())
     }
 
     /// Parses one captured frame seen at `at` into a knock (`None`: not
@@ -199,6 +244,7 @@ impl Pipeline {
         }
         self.drain(now);
         self.reap(now);
+        self.write_ready(now);
     }
 
     /// Collects finished commands. Commands run in real time even in a
@@ -216,10 +262,16 @@ impl Pipeline {
             TimeBase::Live => self.runner.next_deadline(),
             TimeBase::Capture => None,
         };
-        [self.engine.poll_timeout(), runner, self.limiter.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        let lookup = self.tagger.as_ref().and_then(Tagger::next_deadline);
+        [
+            self.engine.poll_timeout(),
+            runner,
+            self.limiter.next_due(),
+            lookup,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Carries out everything the engine asked for.
@@ -240,8 +292,7 @@ impl Pipeline {
                     if noisy.is_some_and(|door| !self.limiter.allow(door, now)) {
                         continue;
                     }
-                    let msg = event.to_string();
-                    self.log(now, &msg);
+                    self.emit(now, Line::Event(event));
                 }
                 Action::Run(cmd) => {
                     if self.dry_run {
@@ -365,6 +416,16 @@ impl Pipeline {
         for line in lines {
             self.log(now, &line);
         }
+        self.flush_lookups();
+    }
+
+    /// Writes every line still waiting for a host name (shutdown).
+    pub fn flush_lookups(&mut self) {
+        if let Some(tagger) = &mut self.tagger {
+            for (wall, text) in tagger.flush() {
+                self.log.line(wall, &text);
+            }
+        }
     }
 }
 
@@ -442,6 +503,9 @@ pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
                 .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
                 .collect();
             fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+            if let Some(fd) = pipe.lookup_fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
                 Err(e) => return Err(DaemonError::Poll(e)),
@@ -484,6 +548,7 @@ pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
         }
     }
     pipe.log(now, "shutting down");
+    pipe.flush_lookups();
     Ok(())
 }
 

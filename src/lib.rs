@@ -16,6 +16,7 @@ pub mod engine;
 pub mod filter;
 pub mod journal;
 pub mod knock;
+pub mod lookup;
 pub mod netif;
 pub mod onetime_file;
 pub mod oplog;

@@ -132,6 +132,7 @@ fn settings(cli: &Cli, config: &Config) -> Settings {
         debug: cli.debug,
         verbose: cli.verbose,
         dry_run: cli.dry_run,
+        lookup: cli.lookup,
         local_addrs: cli.local_addr.clone(),
     }
 }

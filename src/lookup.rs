@@ -1,0 +1,263 @@
+//! `-l`: knockers' host names in log lines (`IP (HOST): door: ...`), looked
+//! up off the capture path.
+//!
+//! knockd 0.8 calls `gethostbyaddr` inside its packet handler, so a slow DNS
+//! server stalls knock processing. Here a worker thread does the lookups;
+//! log lines wait in order (so the log still reads in event order) until
+//! their knocker's name is known or a deadline passes, and are then written
+//! with or without the name. Commands never wait for DNS. Everything is
+//! bounded: the cache, the lines waiting and the lookups in flight; past the
+//! bounds lines are written without a name.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use crate::engine::Event;
+use crate::knock::Timestamp;
+
+/// How long a log line waits for its knocker's name.
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+const MAX_CACHE: usize = 4096;
+const MAX_WAITING_LINES: usize = 1024;
+const MAX_IN_FLIGHT: usize = 64;
+
+/// A log message: an engine event (which may name a knocker) or plain text.
+#[derive(Debug, Clone)]
+pub enum Line {
+    Event(Event),
+    Text(String),
+}
+
+struct Waiting {
+    wall: SystemTime,
+    deadline: Timestamp,
+    line: Line,
+}
+
+/// Host-name lookups and the log lines waiting for them.
+pub struct Tagger {
+    cache: HashMap<IpAddr, Option<String>>,
+    in_flight: HashMap<IpAddr, ()>,
+    waiting: VecDeque<Waiting>,
+    requests: SyncSender<IpAddr>,
+    answers: Receiver<(IpAddr, Option<String>)>,
+    wake: UnixStream,
+}
+
+impl Tagger {
+    /// Starts the lookup thread, resolving with the system resolver.
+    pub fn start() -> std::io::Result<Self> {
+        Self::with_resolver(|ip| dns_lookup::lookup_addr(&ip).ok())
+    }
+
+    /// Starts the lookup thread with `resolve` (tests pass a fake one).
+    pub fn with_resolver(
+        resolve: impl Fn(IpAddr) -> Option<String> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (requests, inbox) = mpsc::sync_channel::<IpAddr>(MAX_IN_FLIGHT);
+        let (outbox, answers) = mpsc::channel();
+        let (wake, mut ping) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        ping.set_nonblocking(true)?;
+        std::thread::Builder::new()
+            .name("knockd-lookup".into())
+            .spawn(move || {
+                for ip in inbox {
+                    let name = resolve(ip).filter(|n| *n != ip.to_string());
+                    if outbox.send((ip, name)).is_err() {
+                        break;
+                    }
+                    // A full pipe already means "wake up".
+                    let _ = ping.write(&[1]);
+                }
+            })?;
+        Ok(Tagger {
+            cache: HashMap::new(),
+            in_flight: HashMap::new(),
+            waiting: VecDeque::new(),
+            requests,
+            answers,
+            wake,
+        })
+    }
+
+    /// Queues a line to be written at `wall`; a knocker not yet known gets
+    /// a lookup.
+    pub fn push(&mut self, now: Timestamp, wall: SystemTime, line: Line) {
+        if let Line::Event(e) = &line {
+            if let Some(ip) = e.src() {
+                self.request(ip);
+            }
+        }
+        if self.waiting.len() >= MAX_WAITING_LINES {
+            // Too much waiting (a flood with -l): stop waiting for anyone.
+            for w in &mut self.waiting {
+                w.deadline = Timestamp::ZERO;
+            }
+        }
+        self.waiting.push_back(Waiting {
+            wall,
+            deadline: now + LOOKUP_WAIT,
+            line,
+        });
+    }
+
+    fn request(&mut self, ip: IpAddr) {
+        if self.cache.contains_key(&ip) || self.in_flight.contains_key(&ip) {
+            return;
+        }
+        match self.requests.try_send(ip) {
+            Ok(()) => {
+                self.in_flight.insert(ip, ());
+            }
+            // Too many lookups queued: this one goes without a name.
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.remember(ip, None);
+            }
+        }
+    }
+
+    fn remember(&mut self, ip: IpAddr, name: Option<String>) {
+        if self.cache.len() >= MAX_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(ip, name);
+    }
+
+    /// The lines that can be written now, in order, rendered with names.
+    pub fn ready(&mut self, now: Timestamp) -> Vec<(SystemTime, String)> {
+        let mut buf = [0u8; 64];
+        while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
+        while let Ok((ip, name)) = self.answers.try_recv() {
+            self.in_flight.remove(&ip);
+            self.remember(ip, name);
+        }
+        let mut out = Vec::new();
+        while let Some(front) = self.waiting.front() {
+            let src = match &front.line {
+                Line::Event(e) => e.src(),
+                Line::Text(_) => None,
+            };
+            let known = src.is_none_or(|ip| self.cache.contains_key(&ip));
+            if !known && now < front.deadline {
+                break;
+            }
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            out.push((w.wall, self.render(&w.line)));
+        }
+        out
+    }
+
+    /// Everything still waiting, with the names known so far (shutdown).
+    pub fn flush(&mut self) -> Vec<(SystemTime, String)> {
+        let lines: Vec<Waiting> = self.waiting.drain(..).collect();
+        lines
+            .iter()
+            .map(|w| (w.wall, self.render(&w.line)))
+            .collect()
+    }
+
+    fn render(&self, line: &Line) -> String {
+        match line {
+            Line::Text(t) => t.clone(),
+            Line::Event(e) => {
+                let host = e
+                    .src()
+                    .and_then(|ip| self.cache.get(&ip))
+                    .and_then(|n| n.as_deref());
+                e.with_host(host).to_string()
+            }
+        }
+    }
+
+    /// When the oldest waiting line stops waiting.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.waiting.front().map(|w| w.deadline)
+    }
+}
+
+impl AsFd for Tagger {
+    /// Readable when a lookup finished.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn stage(ip: &str) -> Line {
+        Line::Event(Event::Stage {
+            src: ip.parse().unwrap(),
+            door: Arc::from("d"),
+            stage: 1,
+        })
+    }
+
+    fn wait_ready(t: &mut Tagger, now: Timestamp, n: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..500 {
+            got.extend(t.ready(now).into_iter().map(|(_, s)| s));
+            if got.len() >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        got
+    }
+
+    #[test]
+    fn names_are_added_and_order_is_kept() {
+        let mut t = Tagger::with_resolver(|ip| {
+            (ip.to_string() == "192.0.2.1").then(|| "client.example".to_string())
+        })
+        .unwrap();
+        let now = Timestamp::from_nanos(1);
+        let wall = SystemTime::now();
+        t.push(now, wall, stage("192.0.2.1"));
+        t.push(now, wall, Line::Text("d: running command: x".into()));
+        t.push(now, wall, stage("192.0.2.2"));
+        assert_eq!(
+            wait_ready(&mut t, now, 3),
+            vec![
+                "192.0.2.1 (client.example): d: Stage 1",
+                "d: running command: x",
+                "192.0.2.2: d: Stage 1",
+            ]
+        );
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_slow_resolver_never_holds_lines_past_the_deadline() {
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let mut t = Tagger::with_resolver(move |_| {
+            let _ = gate.lock().map(|g| g.recv_timeout(Duration::from_secs(10)));
+            Some("late.example".into())
+        })
+        .unwrap();
+        let now = Timestamp::from_nanos(1_000);
+        t.push(now, SystemTime::now(), stage("198.51.100.9"));
+        assert!(t.ready(now).is_empty(), "waits while the lookup runs");
+        assert_eq!(t.next_deadline(), Some(now + LOOKUP_WAIT));
+        let later = now + LOOKUP_WAIT;
+        assert_eq!(
+            t.ready(later)
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect::<Vec<_>>(),
+            vec!["198.51.100.9: d: Stage 1"]
+        );
+        let _ = release.send(());
+    }
+}
