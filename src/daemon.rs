@@ -25,6 +25,7 @@ use crate::journal::{self, Journal, JournalError};
 use crate::knock::{Knock, Timestamp};
 use crate::lookup::{Line, Tagger};
 use crate::netif;
+use crate::netwatch::NetWatch;
 use crate::onetime_file;
 use crate::oplog::{LogOpenError, OperatorLog};
 use crate::ratelimit::LineLimiter;
@@ -443,129 +444,347 @@ fn onetime_doors(config: &Config) -> HashMap<DoorId, (PathBuf, OneTimeLine)> {
         .collect()
 }
 
-/// Runs the daemon in the foreground until SIGTERM or SIGINT.
-pub fn serve(settings: &Settings, config: Config) -> Result<(), DaemonError> {
-    let mut signals = Signals::install().map_err(DaemonError::Signals)?;
-    let log = OperatorLog::open(
-        settings.log_file.as_deref(),
-        config.options.use_syslog,
-        settings.verbose,
-    )?;
-    let mut captures = settings
-        .interfaces
-        .iter()
-        .map(|i| LiveCapture::open(i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let local = netif::addresses(&settings.interfaces, settings.only_v4).map_err(|source| {
-        DaemonError::Addresses {
-            ifaces: settings.interfaces.join(","),
-            source,
-        }
-    })?;
-    let state_file = config
-        .options
-        .state_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_FILE));
-    let (journal, entries, problems) = Journal::open(&state_file)?;
-    let mut pipe = Pipeline::new(
-        &config,
-        LocalAddrs::List(local.clone()),
-        log,
-        TimeBase::Live,
-        settings,
-    );
-    install_filter(&mut pipe, &mut captures, &local)?;
-    let ifaces = settings.interfaces.join(",");
-    if settings.verbose {
-        println!("listening on {ifaces}...");
-    }
-    pipe.log(
-        monotonic_now(),
-        &format!("starting up, listening on {ifaces}"),
-    );
-    pipe.restore(journal, entries, problems, monotonic_now());
+/// First retry delay for an interface that is missing or failed; doubles
+/// up to [`MAX_RETRY`]. Link changes (netlink) retry at once anyway.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
-    let mut batch: Vec<Knock> = Vec::with_capacity(crate::capture::BATCH);
-    loop {
-        let now = monotonic_now();
-        let timeout = match pipe.next_deadline() {
-            None => PollTimeout::NONE,
-            Some(at) => {
-                // Round up so the wake-up is never before the deadline.
-                let ms = at.saturating_since(now).as_nanos().div_ceil(1_000_000);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd> = captures
-                .iter()
-                .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
-                .collect();
-            fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
-            if let Some(fd) = pipe.lookup_fd() {
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
-            }
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(DaemonError::Poll(e)),
-            }
-            fds.iter().map(|f| f.any().unwrap_or(false)).collect()
-        };
-        if ready[captures.len()] {
-            let pending = signals.take();
-            if pending.child {
-                pipe.reap(monotonic_now());
-            }
-            if pending.shutdown {
-                break;
-            }
-            if pending.reload {
-                reload(settings, &mut pipe);
-            }
-        }
-        for (cap, _) in captures.iter_mut().zip(&ready).filter(|(_, r)| **r) {
-            let link = cap.link();
-            batch.clear();
-            let got = cap.read_batch(|data, len| {
-                // Stamped when read: the engine's clock is the monotonic one.
-                batch.extend(pipe.parse(link, data, len, monotonic_now()));
-            })?;
-            tracing::trace!(iface = cap.iface(), got, knocks = batch.len(), "batch");
-            pipe.knocks(&batch, monotonic_now());
-        }
-        pipe.timers(monotonic_now());
-        if pipe.filter_stale {
-            install_filter(&mut pipe, &mut captures, &local)?;
-        }
-    }
-
-    let now = monotonic_now();
-    pipe.close_all(now);
-    for cap in &mut captures {
-        if let Some(stats) = cap.stats() {
-            pipe.log(now, &stats_line(cap.iface(), stats));
-        }
-    }
-    pipe.log(now, "shutting down");
-    pipe.flush_lookups();
-    Ok(())
+/// One interface the daemon wants to capture on, open or waiting for it.
+struct Slot {
+    name: String,
+    cap: Option<LiveCapture>,
+    /// The interface index the capture is bound to (0 for `any`): a new
+    /// index under the same name means the interface was re-created.
+    ifindex: u32,
+    retry_at: Option<Timestamp>,
+    backoff: Duration,
 }
 
-fn install_filter(
-    pipe: &mut Pipeline,
-    captures: &mut [LiveCapture],
-    local: &[IpAddr],
-) -> Result<(), DaemonError> {
-    let filter = pipe.filter(local);
-    if pipe.debug {
-        println!("capture filter: {filter}");
+fn ifindex(name: &str) -> Option<u32> {
+    if name == netif::ANY {
+        return Some(0);
     }
-    for cap in captures {
-        cap.set_filter(&filter)?;
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
+/// A started daemon: captures (or waits for) its interfaces and serves
+/// knocks until SIGTERM or SIGINT.
+pub struct Daemon {
+    settings: Settings,
+    pipe: Pipeline,
+    slots: Vec<Slot>,
+    signals: Signals,
+    netwatch: Option<NetWatch>,
+    local: Vec<IpAddr>,
+}
+
+impl Daemon {
+    /// Everything that can fail because of the admin's setup happens here,
+    /// before the daemon reports ready: log file, state file, signal
+    /// handlers, and the captures of interfaces that exist. An interface
+    /// that does not exist yet is waited for, not an error.
+    pub fn start(settings: &Settings, config: Config) -> Result<Daemon, DaemonError> {
+        let signals = Signals::install().map_err(DaemonError::Signals)?;
+        let log = OperatorLog::open(
+            settings.log_file.as_deref(),
+            config.options.use_syslog,
+            settings.verbose,
+        )?;
+        let state_file = config
+            .options
+            .state_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_FILE));
+        let (journal, entries, problems) = Journal::open(&state_file)?;
+        let mut slots = Vec::new();
+        for name in &settings.interfaces {
+            let mut slot = Slot {
+                name: name.clone(),
+                cap: None,
+                ifindex: 0,
+                retry_at: None,
+                backoff: FIRST_RETRY,
+            };
+            if let Some(index) = ifindex(name).filter(|_| netif::is_up(name)) {
+                // It exists and is up: failing to capture on it is the
+                // admin's to fix now (permissions, link type), not something
+                // to wait for.
+                slot.cap = Some(LiveCapture::open(name)?);
+                slot.ifindex = index;
+            }
+            slots.push(slot);
+        }
+        let netwatch = match NetWatch::open() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(%e, "no link-change notifications; retrying interfaces on a timer");
+                None
+            }
+        };
+        let local = netif::addresses(&settings.interfaces, settings.only_v4).map_err(|source| {
+            DaemonError::Addresses {
+                ifaces: settings.interfaces.join(","),
+                source,
+            }
+        })?;
+        let pipe = Pipeline::new(
+            &config,
+            LocalAddrs::List(local.clone()),
+            log,
+            TimeBase::Live,
+            settings,
+        );
+        let mut daemon = Daemon {
+            settings: settings.clone(),
+            pipe,
+            slots,
+            signals,
+            netwatch,
+            local,
+        };
+        // At startup a capture that cannot take the filter is an error.
+        let filter = daemon.pipe.filter(&daemon.local);
+        for cap in daemon.slots.iter_mut().filter_map(|s| s.cap.as_mut()) {
+            cap.set_filter(&filter)?;
+        }
+        daemon.pipe.filter_stale = false;
+        let now = monotonic_now();
+        let ifaces = settings.interfaces.join(",");
+        if settings.verbose {
+            println!("listening on {ifaces}...");
+        }
+        daemon
+            .pipe
+            .log(now, &format!("starting up, listening on {ifaces}"));
+        for i in 0..daemon.slots.len() {
+            if daemon.slots[i].cap.is_none() {
+                let name = daemon.slots[i].name.clone();
+                let why = if ifindex(&name).is_some() {
+                    "is down"
+                } else {
+                    "does not exist (yet)"
+                };
+                daemon
+                    .pipe
+                    .log(now, &format!("interface {name} {why}; waiting for it"));
+                daemon.slots[i].retry_at = Some(now + FIRST_RETRY);
+            }
+        }
+        daemon.pipe.restore(journal, entries, problems, now);
+        Ok(daemon)
     }
-    pipe.filter_stale = false;
-    Ok(())
+
+    /// Serves until SIGTERM/SIGINT, then runs every pending stop command,
+    /// logs capture statistics and `shutting down`.
+    pub fn run(mut self) -> Result<(), DaemonError> {
+        let mut batch: Vec<Knock> = Vec::with_capacity(crate::capture::BATCH);
+        loop {
+            let now = monotonic_now();
+            let deadline = self
+                .slots
+                .iter()
+                .filter_map(|s| s.retry_at)
+                .chain(self.pipe.next_deadline())
+                .min();
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(at) => {
+                    // Round up so the wake-up is never before the deadline.
+                    let ms = at.saturating_since(now).as_nanos().div_ceil(1_000_000);
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            // Which slots were polled, by position in `fds`.
+            let open: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].cap.is_some())
+                .collect();
+            let (ready, signal_ready, net_ready) = {
+                let mut fds: Vec<PollFd> = open
+                    .iter()
+                    .filter_map(|&i| self.slots[i].cap.as_ref())
+                    .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+                if let Some(w) = &self.netwatch {
+                    fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+                }
+                if let Some(fd) = self.pipe.lookup_fd() {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(_) | Err(nix::Error::EINTR) => {}
+                    Err(e) => return Err(DaemonError::Poll(e)),
+                }
+                let ready = |f: &PollFd| f.any().unwrap_or(false);
+                let caps: Vec<usize> = open
+                    .iter()
+                    .zip(&fds)
+                    .filter(|(_, f)| ready(f))
+                    .map(|(&i, _)| i)
+                    .collect();
+                let sig = ready(&fds[open.len()]);
+                let net = self.netwatch.is_some() && ready(&fds[open.len() + 1]);
+                (caps, sig, net)
+            };
+            if signal_ready {
+                let pending = self.signals.take();
+                if pending.child {
+                    self.pipe.reap(monotonic_now());
+                }
+                if pending.shutdown {
+                    break;
+                }
+                if pending.reload {
+                    crate::notify::notify("RELOADING=1");
+                    reload(&self.settings, &mut self.pipe);
+                    crate::notify::notify("READY=1");
+                }
+            }
+            for i in ready {
+                self.read_slot(i, &mut batch);
+            }
+            let net_changed = net_ready && self.netwatch.as_mut().is_some_and(NetWatch::changed);
+            self.follow_interfaces(net_changed, monotonic_now());
+            self.pipe.timers(monotonic_now());
+            if self.pipe.filter_stale {
+                self.install_filter(monotonic_now());
+            }
+        }
+        crate::notify::notify("STOPPING=1");
+        let now = monotonic_now();
+        self.pipe.close_all(now);
+        for slot in &mut self.slots {
+            if let Some(stats) = slot.cap.as_mut().and_then(LiveCapture::stats) {
+                let line = stats_line(&slot.name, stats);
+                self.pipe.log(now, &line);
+            }
+        }
+        self.pipe.log(now, "shutting down");
+        self.pipe.flush_lookups();
+        Ok(())
+    }
+
+    /// Hands a batch of frames from slot `i` to the engine. A capture that
+    /// fails (the interface went away) is closed and waited for.
+    fn read_slot(&mut self, i: usize, batch: &mut Vec<Knock>) {
+        let Some(cap) = self.slots[i].cap.as_mut() else {
+            return;
+        };
+        let link = cap.link();
+        batch.clear();
+        let pipe = &self.pipe;
+        let result = cap.read_batch(|data, len| {
+            // Stamped when read: the engine's clock is the monotonic one.
+            batch.extend(pipe.parse(link, data, len, monotonic_now()));
+        });
+        self.pipe.knocks(batch, monotonic_now());
+        if let Err(e) = result {
+            self.lose(i, &e.to_string(), monotonic_now());
+        }
+    }
+
+    /// Opens captures on interfaces that appeared, reopens those that were
+    /// re-created, and follows address changes. Runs when netlink reports
+    /// a change or a retry is due.
+    fn follow_interfaces(&mut self, net_changed: bool, now: Timestamp) {
+        let mut opened = false;
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let due = slot.retry_at.is_some_and(|t| t <= now);
+            if !net_changed && !due {
+                continue;
+            }
+            let index = ifindex(&slot.name);
+            if slot.cap.is_some() && index == Some(slot.ifindex) {
+                continue;
+            }
+            if slot.cap.is_some() {
+                // Re-created under the same name: the old capture is bound
+                // to an interface that no longer exists.
+                slot.cap = None;
+            }
+            let Some(index) = index.filter(|_| netif::is_up(&slot.name)) else {
+                if due {
+                    slot.retry_at = Some(now + slot.backoff);
+                    slot.backoff = (slot.backoff * 2).min(MAX_RETRY);
+                }
+                continue;
+            };
+            match LiveCapture::open(&slot.name) {
+                Ok(cap) => {
+                    slot.cap = Some(cap);
+                    slot.ifindex = index;
+                    slot.retry_at = None;
+                    slot.backoff = FIRST_RETRY;
+                    opened = true;
+                    let msg = format!("listening on {}", slot.name);
+                    self.pipe.log(now, &msg);
+                }
+                Err(e) => {
+                    let msg = format!("{e}; retrying in {}s", slot.backoff.as_secs());
+                    slot.retry_at = Some(now + slot.backoff);
+                    slot.backoff = (slot.backoff * 2).min(MAX_RETRY);
+                    self.pipe.log(now, &msg);
+                }
+            }
+        }
+        if net_changed || opened {
+            match netif::addresses(&self.settings.interfaces, self.settings.only_v4) {
+                Ok(local) if local != self.local => {
+                    let shown: Vec<String> = local.iter().map(ToString::to_string).collect();
+                    let msg = format!(
+                        "addresses of {}: {}",
+                        self.settings.interfaces.join(","),
+                        if shown.is_empty() {
+                            "none".to_string()
+                        } else {
+                            shown.join(" ")
+                        }
+                    );
+                    self.pipe.log(now, &msg);
+                    self.pipe
+                        .engine
+                        .set_local_addrs(LocalAddrs::List(local.clone()));
+                    self.local = local;
+                    self.pipe.filter_stale = true;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%e, "cannot re-read interface addresses"),
+            }
+            if opened {
+                self.pipe.filter_stale = true;
+            }
+        }
+    }
+
+    /// Installs the filter for the doors and addresses as they are now on
+    /// every open capture. A capture that refuses it (its interface just
+    /// went down) is closed and waited for like any lost capture.
+    fn install_filter(&mut self, now: Timestamp) {
+        let filter = self.pipe.filter(&self.local);
+        if self.pipe.debug {
+            println!("capture filter: {filter}");
+        }
+        for i in 0..self.slots.len() {
+            let Some(cap) = self.slots[i].cap.as_mut() else {
+                continue;
+            };
+            if let Err(e) = cap.set_filter(&filter) {
+                self.lose(i, &e.to_string(), now);
+            }
+        }
+        self.pipe.filter_stale = false;
+    }
+
+    /// Closes slot `i`'s capture after `why` and waits for the interface.
+    fn lose(&mut self, i: usize, why: &str, now: Timestamp) {
+        let msg = format!("{why}; waiting for {} to come back", self.slots[i].name);
+        self.pipe.log(now, &msg);
+        let slot = &mut self.slots[i];
+        slot.cap = None;
+        slot.backoff = FIRST_RETRY;
+        slot.retry_at = Some(now + FIRST_RETRY);
+    }
 }
 
 /// SIGHUP: re-read the config. A broken config is logged and the running

@@ -37,6 +37,20 @@ pub fn addresses(interfaces: &[String], only_v4: bool) -> std::io::Result<Vec<Ip
     Ok(out.into_iter().collect())
 }
 
+/// Whether the interface exists and is administratively up (`any` always
+/// is). libpcap refuses to capture on a down interface; the daemon waits
+/// for it to come up instead of failing.
+pub fn is_up(name: &str) -> bool {
+    if name == ANY {
+        return true;
+    }
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+        all.any(|ifa| {
+            ifa.interface_name == name && ifa.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +61,13 @@ mod tests {
         assert!(lo.contains(&"127.0.0.1".parse().unwrap()), "{lo:?}");
         let v4 = addresses(&["lo".to_string()], true).unwrap();
         assert!(v4.iter().all(IpAddr::is_ipv4));
+    }
+
+    #[test]
+    fn loopback_is_up_and_unknown_interfaces_are_not() {
+        assert!(is_up("lo"));
+        assert!(is_up(ANY));
+        assert!(!is_up("no-such-if0"));
     }
 
     #[test]

@@ -15,7 +15,8 @@ use knockd::cli::{
     self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
 use knockd::config::{self, Config, Warning};
-use knockd::daemon::{self, DaemonError, Settings};
+use knockd::daemon::{self, Daemon, DaemonError, Settings};
+use knockd::pidfile::PidFile;
 
 fn main() -> ExitCode {
     run(std::env::args_os())
@@ -151,15 +152,65 @@ fn init_tracing(debug: bool) {
         .try_init();
 }
 
-/// Capture and act on knocks until SIGTERM/SIGINT.
+/// Capture and act on knocks until SIGTERM/SIGINT: in the foreground
+/// (telling systemd when ready), or with `-d` detached, the command
+/// returning only once the daemon is capturing.
 fn serve(cli: &Cli, config: Config) -> ExitCode {
-    if cli.daemon {
-        eprint_line("knockd: -d (detach) is not in this build yet; run it in the foreground or under systemd");
-        return ExitCode::from(EX_UNAVAILABLE);
-    }
     init_tracing(cli.debug);
-    let settings = settings(cli, &config);
-    match daemon::serve(&settings, config) {
+    let mut settings = settings(cli, &config);
+    // SIGHUP re-reads the config after `-d` has moved to `/`.
+    if let Ok(abs) = std::path::absolute(&settings.config_path) {
+        settings.config_path = abs;
+    }
+    if !cli.daemon {
+        return match Daemon::start(&settings, config) {
+            Ok(daemon) => {
+                knockd::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+                finish(daemon.run())
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    let pid_path = std::path::absolute(cli.pid_file(&config.options))
+        .unwrap_or_else(|_| cli.pid_file(&config.options));
+    let readiness = match knockd::detach::detach() {
+        Ok(r) => r,
+        Err(e) => {
+            eprint_line(format_args!("knockd: cannot detach: {e}"));
+            return ExitCode::from(EX_OSERR);
+        }
+    };
+    // From here on this is the detached child; errors go to the parent.
+    let pid_file = match PidFile::create(&pid_path) {
+        Ok(p) => p,
+        Err(e) => {
+            let code = match e {
+                knockd::pidfile::PidFileError::Running { .. } => EX_TEMPFAIL,
+                knockd::pidfile::PidFileError::Io { .. } => EX_CANTCREAT,
+            };
+            readiness.fail(code, &format!("knockd: {e}"));
+            return ExitCode::from(code);
+        }
+    };
+    let daemon = match Daemon::start(&settings, config) {
+        Ok(d) => d,
+        Err(e) => {
+            let code = exit_code(&e);
+            readiness.fail(code, &format!("knockd: {e}"));
+            return ExitCode::from(code);
+        }
+    };
+    if let Err(e) = readiness.ready() {
+        tracing::warn!(%e, "detaching from the terminal failed");
+    }
+    knockd::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    let code = finish(daemon.run());
+    drop(pid_file);
+    code
+}
+
+fn finish(result: Result<(), DaemonError>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -189,14 +240,19 @@ fn replay(cli: &Cli, config: &Config) -> ExitCode {
 /// One line on stderr and the sysexits code for the kind of failure.
 fn fail(e: &DaemonError) -> ExitCode {
     eprint_line(format_args!("knockd: {e}"));
-    ExitCode::from(match e {
+    ExitCode::from(exit_code(e))
+}
+
+/// The sysexits code for a kind of failure.
+fn exit_code(e: &DaemonError) -> u8 {
+    match e {
         DaemonError::Capture(knockd::capture::CaptureError::OpenFile { .. }) => EX_NOINPUT,
         DaemonError::Capture(_) => EX_UNAVAILABLE,
         DaemonError::Log(_) => EX_CANTCREAT,
         DaemonError::Journal(knockd::journal::JournalError::Io { .. }) => EX_CANTCREAT,
         DaemonError::Journal(knockd::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
-    })
+    }
 }
 
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
