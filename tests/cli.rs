@@ -202,7 +202,12 @@ fn sample_config_shows_every_directive() {
 fn a_missing_interface_is_one_line_and_unavailable() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
-    let o = knockd(&["-i", "no-such-if0", "-c", path.to_str().expect("utf-8 path")]);
+    let o = knockd(&[
+        "-i",
+        "no-such-if0",
+        "-c",
+        path.to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(code(&o), EX_UNAVAILABLE);
     assert_eq!(stdout(&o), "");
     let err = stderr(&o);
