@@ -149,9 +149,19 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `config` (mode 0600) into `dir`, starts `knockd ARGS -c CONF
     /// -g LOG` (inside `netns` when given) and waits until it logs
-    /// `starting up, listening on`.
+    /// `starting up, listening on`. Unless the config names one, the
+    /// daemon journals to `dir/state`: daemons running side by side must
+    /// not share (and so lock each other out of) the default state file.
     pub fn start(dir: &Path, netns: Option<&Netns>, args: &[&str], config: &str) -> Daemon {
         let conf = dir.join("knockd.conf");
+        let config = if config.to_ascii_lowercase().contains("statefile") {
+            config.to_string()
+        } else {
+            format!(
+                "[options]\n\tStateFile = {}\n{config}",
+                dir.join("state").display()
+            )
+        };
         fs::write(&conf, config).expect("write config");
         fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).expect("chmod config");
         let log = dir.join("knockd.log");
