@@ -87,6 +87,10 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
+    /// list the doors open now (from the state file) and exit
+    #[arg(long, conflicts_with_all = ["check", "daemon"])]
+    pub status: bool,
+
     /// replay a capture file (pcap or pcapng) through the doors, then exit
     #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "daemon"])]
     pub read: Option<PathBuf>,

@@ -586,3 +586,34 @@ fn closed_stdout_is_not_a_panic() {
     let o = child.wait_with_output().expect("wait");
     assert_eq!(code(&o), 0);
 }
+
+#[test]
+fn status_lists_open_doors_from_the_state_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let conf = format!(
+        "[options]\nStateFile = {}\n[d]\nsequence = 1\n",
+        state.display()
+    );
+    let path = config_file(&dir, "k.conf", conf.as_bytes());
+    let o = knockd(&["--status", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(stdout(&o), "no open doors\n");
+    let due = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+    let nanos = due
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos();
+    std::fs::write(
+        &state,
+        format!(
+            "# knockd-rs pending stop commands v1\n{nanos}\t192.0.2.9\topenSSH\tclose 192.0.2.9\n"
+        ),
+    )
+    .expect("write state");
+    let o = knockd(&["--status", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("openSSH\t192.0.2.9\tcloses in 29"), "{out}");
+    assert!(out.ends_with("\tclose 192.0.2.9\n"), "{out}");
+}

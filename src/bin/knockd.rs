@@ -31,12 +31,16 @@ enum Mode {
     Serve,
     /// `--read`: replay a capture file through the doors.
     Replay,
+    /// `--status`: the doors open now.
+    Status,
 }
 
 impl Mode {
     fn of(cli: &Cli) -> Mode {
         if cli.check {
             Mode::Check
+        } else if cli.status {
+            Mode::Status
         } else if cli.read.is_some() {
             Mode::Replay
         } else {
@@ -55,6 +59,7 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     };
     match Mode::of(&cli) {
         Mode::Check => check(&cli, &config, warnings.len()),
+        Mode::Status => status(&config),
         Mode::Serve => serve(&cli, config),
         Mode::Replay => replay(&cli, &config),
     }
@@ -207,6 +212,45 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     let code = finish(daemon.run());
     drop(pid_file);
     code
+}
+
+/// `--status`: the open doors as the journal of pending stop commands has
+/// them — door, knocker, and when the door closes.
+fn status(config: &Config) -> ExitCode {
+    let path = config
+        .options
+        .state_file
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(config::DEFAULT_STATE_FILE));
+    let entries = match knockd::journal::read(&path) {
+        Ok((entries, _)) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            eprint_line(format_args!(
+                "knockd: cannot read state file {}: {}",
+                path.display(),
+                config::io_reason(&e)
+            ));
+            return ExitCode::from(EX_NOINPUT);
+        }
+    };
+    if entries.is_empty() {
+        print_line("no open doors");
+        return ExitCode::SUCCESS;
+    }
+    let now = std::time::SystemTime::now();
+    for e in entries {
+        let left = match e.due.duration_since(now) {
+            Ok(d) => format!("closes in {}s", d.as_secs()),
+            Err(_) => "overdue (closes when knockd next runs)".to_string(),
+        };
+        let (y, mo, d, h, mi, s) = knockd::clock::local_time(e.due);
+        print_line(format_args!(
+            "{}\t{}\t{left}, at {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}\t{}",
+            e.door, e.src, e.command
+        ));
+    }
+    ExitCode::SUCCESS
 }
 
 fn finish(result: Result<(), DaemonError>) -> ExitCode {
