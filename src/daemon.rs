@@ -41,6 +41,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub config_path: PathBuf,
     pub interfaces: Vec<String>,
+    /// Whether `-i` chose the interfaces (a reloaded `Interface` then does
+    /// not matter).
+    pub interfaces_from_cli: bool,
     /// `-g`, else the config's `LogFile`.
     pub log_file: Option<PathBuf>,
     /// Whether `-g` chose the log file (a reload then keeps it).
@@ -805,6 +808,18 @@ fn reload(settings: &Settings, pipe: &mut Pipeline) {
             };
             if let Err(e) = pipe.log.set_path(log_path.as_deref()) {
                 pipe.log(now, &format!("{e}; keeping the old log file"));
+            }
+            let wanted = &config.options.interfaces;
+            if !settings.interfaces_from_cli && !wanted.is_empty() && *wanted != settings.interfaces
+            {
+                pipe.log(
+                    now,
+                    &format!(
+                        "Interface is now {} in {path}; restart knockd to capture there (still listening on {})",
+                        wanted.join(","),
+                        settings.interfaces.join(",")
+                    ),
+                );
             }
             pipe.reload(&config);
         }

@@ -132,6 +132,7 @@ fn settings(cli: &Cli, config: &Config) -> Settings {
     Settings {
         config_path: cli.config.clone(),
         interfaces: cli.interfaces(&config.options),
+        interfaces_from_cli: !cli.interfaces.is_empty(),
         log_file: cli.log_file(&config.options),
         log_file_from_cli: cli.logfile.is_some(),
         only_v4: cli.only_ip_v4,
