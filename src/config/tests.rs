@@ -1215,3 +1215,38 @@ fn summary_shows_target_empty_commands_and_reopen() {
         "[d] sequence 7000:tcp, seq_timeout 25s, tcpflags any, no commands"
     );
 }
+
+// ---- hostile input ---------------------------------------------------------
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// Any bytes at all give a config or errors, never a panic; and every
+    /// error is one line naming the file.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        if let Err(d) = super::parse_reader(&bytes[..], std::path::Path::new("fuzz.conf")) {
+            for e in d.errors {
+                let line = e.to_string();
+                proptest::prop_assert!(line.starts_with("fuzz.conf"));
+                proptest::prop_assert!(!line.contains('\n'));
+            }
+        }
+    }
+
+    /// Config-shaped text with random keys, values and sections likewise.
+    #[test]
+    fn config_shaped_text_never_panics(
+        lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                "\\[[a-zA-Z ]{0,8}\\]?",
+                "[a-zA-Z_]{0,14} *= *[0-9a-z:,!. %-]{0,40}",
+                "[ \t#]*[a-zA-Z_]{0,10}",
+            ],
+            0..30,
+        )
+    ) {
+        let text = lines.join("\n");
+        let _ = super::parse_str(&text, std::path::Path::new("fuzz.conf"));
+    }
+}
