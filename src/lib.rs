@@ -6,9 +6,12 @@
 //! - [`wire`]: captured bytes and a link type to a [`knock::Knock`];
 //! - [`engine`]: doors, knocks and `now` to actions and the next deadline;
 //! - the shell: capture, commands, logging, signals, lifecycle and CLI.
+//!
+//! [`client`] is the `knock` binary's library; it uses only [`knock`].
 
 pub mod capture;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
