@@ -29,7 +29,7 @@ run: deps
 	@# config (sequences are secrets), so tighten the sample's mode first.
 	chmod go-rwx $(SAMPLE)
 	$(KNOCKD) --check -c $(SAMPLE)
-	@echo "knockd: listening on lo; knock from another terminal: knock 127.0.0.1 7000 8000 9000"
+	@echo "knockd: listening on lo; knock from another terminal: $(TARGET_DIR)/release/knock -v 127.0.0.1 7000 8000 9000"
 	$(KNOCKD) -i lo -c $(SAMPLE) -v
 
 # Root runs the privileged tests too (#[ignore]d by default, so a normal
