@@ -19,18 +19,18 @@ deps:
 test-deps:
 	scripts/deps.sh test
 
-# Capturing packets needs root (or CAP_NET_RAW): say so before building.
+# Capturing packets needs root (or CAP_NET_RAW): build as the invoking
+# user, then run only the daemon as root (through sudo when not root).
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
 run: deps
-	@if [ "$$(id -u)" -ne 0 ]; then \
-		echo "make run: capturing packets needs root; run: sudo make run" >&2; exit 1; \
-	fi
 	$(CARGO) build --release
 	@# git checks files out 0644; knockd rightly warns about a world-readable
 	@# config (sequences are secrets), so tighten the sample's mode first.
 	chmod go-rwx $(SAMPLE)
 	$(KNOCKD) --check -c $(SAMPLE)
 	@echo "knockd: listening on lo; knock from another terminal: $(TARGET_DIR)/release/knock -v 127.0.0.1 7000 8000 9000"
-	$(KNOCKD) -i lo -c $(SAMPLE) -v
+	$(SUDO) $(KNOCKD) -i lo -c $(SAMPLE) -v
 
 # Root runs the privileged tests too (#[ignore]d by default, so a normal
 # user sees them reported as ignored rather than failing).

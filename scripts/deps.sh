@@ -38,11 +38,16 @@ missing_of() {
     done
 }
 
+# As root directly; otherwise through sudo when there is one (it may ask
+# for a password).
+as_root() {
+    if is_root; then "$@"; else sudo "$@"; fi
+}
+
 apt_install() {
     echo "deps: installing $*" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "$@" </dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" </dev/null
 }
 
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -53,7 +58,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
     fi
     all=("${missing_build[@]}" "${missing_test[@]}")
     if [ "${#all[@]}" -gt 0 ]; then
-        if is_root && command -v apt-get >/dev/null 2>&1; then
+        if command -v apt-get >/dev/null 2>&1 && { is_root || command -v sudo >/dev/null 2>&1; }; then
             apt_install "${all[@]}"
         elif [ "${#missing_build[@]}" -gt 0 ]; then
             echo "deps: missing ${missing_build[*]}; install with:" >&2
