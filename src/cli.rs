@@ -20,21 +20,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 /// Interface when neither `-i` nor `Interface` names one, as knockd.
 pub const DEFAULT_INTERFACE: &str = "eth0";
 
-/// sysexits.h `EX_USAGE`: the command line was wrong.
-pub const EX_USAGE: u8 = 64;
-/// sysexits.h `EX_UNAVAILABLE`: a feature this build does not provide.
-pub const EX_UNAVAILABLE: u8 = 69;
-/// sysexits.h `EX_CONFIG`: the config file is missing or wrong.
-pub const EX_CONFIG: u8 = 78;
-/// sysexits.h `EX_NOINPUT`: an input file (a capture to replay) is missing.
-pub const EX_NOINPUT: u8 = 66;
-/// sysexits.h `EX_OSERR`: the system refused something the daemon needs.
-pub const EX_OSERR: u8 = 71;
-/// sysexits.h `EX_CANTCREAT`: an output file (the log) cannot be created.
-pub const EX_CANTCREAT: u8 = 73;
-/// sysexits.h `EX_TEMPFAIL`: try again later (another instance holds the
-/// state file).
-pub const EX_TEMPFAIL: u8 = 75;
+pub use crate::sysexits::{
+    EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
+};
 
 /// knockd's options. Field names follow the long flags.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]

@@ -14,10 +14,11 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::io_reason;
 
@@ -44,8 +45,8 @@ pub enum JournalError {
 /// An open journal, locked for this daemon's lifetime.
 pub struct Journal {
     path: PathBuf,
-    /// Held for the lock (flock is released when the file closes).
-    _lock: File,
+    /// Held for the lock (released when the file closes).
+    _lock: Flock<File>,
 }
 
 impl Journal {
@@ -72,13 +73,11 @@ impl Journal {
             .mode(0o600)
             .open(&lock_path)
             .map_err(err)?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            return Err(JournalError::Locked {
+        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            JournalError::Locked {
                 path: path.display().to_string(),
-            });
-        }
+            }
+        })?;
         let (entries, problems) = match std::fs::read_to_string(path) {
             Ok(text) => parse(&text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), Vec::new()),

@@ -30,4 +30,5 @@ pub mod pidfile;
 pub mod ratelimit;
 pub mod runner;
 pub mod signals;
+pub mod sysexits;
 pub mod wire;

@@ -4,9 +4,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::io_reason;
 
@@ -22,7 +23,7 @@ pub enum PidFileError {
 /// A held pid file; dropping it removes the file.
 pub struct PidFile {
     path: PathBuf,
-    _file: File,
+    _lock: Flock<File>,
 }
 
 impl PidFile {
@@ -32,7 +33,7 @@ impl PidFile {
             path: path.display().to_string(),
             reason: io_reason(&e),
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -40,22 +41,24 @@ impl PidFile {
             .mode(0o644)
             .open(path)
             .map_err(err)?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            return Err(PidFileError::Running {
-                path: path.display().to_string(),
-                pid: pid.trim().to_string(),
-            });
-        }
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, _)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(PidFileError::Running {
+                    path: path.display().to_string(),
+                    pid: pid.trim().to_string(),
+                });
+            }
+        };
         file.set_len(0).map_err(err)?;
         file.rewind().map_err(err)?;
         writeln!(file, "{}", std::process::id()).map_err(err)?;
         file.sync_all().map_err(err)?;
         Ok(PidFile {
             path: path.to_path_buf(),
-            _file: file,
+            _lock: file,
         })
     }
 }

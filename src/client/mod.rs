@@ -29,21 +29,9 @@ use hit::{Hit, HitError};
 use relay::RelayError;
 use resolve::ResolveError;
 
-/// sysexits.h `EX_USAGE`: the command line was wrong.
-pub const EX_USAGE: u8 = 64;
-/// sysexits.h `EX_NOINPUT`: the doors file cannot be read.
-pub const EX_NOINPUT: u8 = 66;
-/// sysexits.h `EX_NOHOST`: the host does not resolve (in the family asked).
-pub const EX_NOHOST: u8 = 68;
-/// sysexits.h `EX_UNAVAILABLE`: a hit could not be sent, or `--connect`
-/// found the door still shut after every retry.
-pub const EX_UNAVAILABLE: u8 = 69;
-/// sysexits.h `EX_OSERR`: the system would not give us a socket.
-pub const EX_OSERR: u8 = 71;
-/// sysexits.h `EX_IOERR`: the `--connect` relay failed mid-stream.
-pub const EX_IOERR: u8 = 74;
-/// sysexits.h `EX_CONFIG`: the doors file is malformed.
-pub const EX_CONFIG: u8 = 78;
+pub use crate::sysexits::{
+    EX_CONFIG, EX_IOERR, EX_NOHOST, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE,
+};
 
 /// Which address family to knock over: `-4`, `-6`, or whatever the
 /// resolver prefers.
