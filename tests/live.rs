@@ -24,10 +24,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
 use support::{
-    actions, files_with_prefix, knock, require_knock_client, require_root, test_dir, Daemon,
-    VethPair, CLI_V4, CLI_V6, SRV_IF, SRV_V4, SRV_V6, WAIT,
+    actions, files_with_prefix, knock, require_knock_client, require_root, test_dir, Daemon, Flags,
+    Injector, VethPair, CLI_V4, CLI_V6, SRV_IF, SRV_V4, SRV_V6, WAIT,
 };
 
 /// `dir` as text for configs and expected log lines.
@@ -225,56 +224,6 @@ fn lo_knock_client_ipv6_runs_the_6_commands() {
 
 // ---------------------------------------------------------------------------
 // 2. Loopback, crafted packets: spoofed 127.x sources, chosen TCP flags.
-
-/// Writes hand-built Ethernet frames onto `lo` (DLT_EN10MB, zero MACs),
-/// which every capture on `lo` then sees as received packets.
-struct Injector {
-    cap: pcap::Capture<pcap::Active>,
-    sport: u16,
-}
-
-/// TCP flags of a crafted packet.
-#[derive(Clone, Copy)]
-enum Flags {
-    Syn,
-    SynAck,
-    Ack,
-}
-
-impl Injector {
-    fn lo() -> Injector {
-        let cap = pcap::Capture::from_device("lo")
-            .and_then(|c| c.open())
-            .expect("open lo for injection");
-        Injector { cap, sport: 40000 }
-    }
-
-    /// A TCP packet from `127.0.0.<src>` to 127.0.0.1:`dport`.
-    fn tcp(&mut self, src: u8, dport: u16, flags: Flags) {
-        self.sport += 1;
-        let b = PacketBuilder::ethernet2([0; 6], [0; 6])
-            .ipv4([127, 0, 0, src], [127, 0, 0, 1], 64)
-            .tcp(self.sport, dport, 1000, 1024);
-        let b = match flags {
-            Flags::Syn => b.syn(),
-            Flags::SynAck => b.syn().ack(1),
-            Flags::Ack => b.ack(1),
-        };
-        let mut frame = Vec::with_capacity(b.size(0));
-        b.write(&mut frame, &[]).expect("build frame");
-        self.cap.sendpacket(frame).expect("inject frame on lo");
-        // One at a time: a frame is through the loopback path before the
-        // next, so captures see them in this order.
-        std::thread::sleep(Duration::from_millis(2));
-    }
-
-    /// A SYN knock from `127.0.0.<src>` on each of `ports`.
-    fn knock(&mut self, src: u8, ports: &[u16]) {
-        for &port in ports {
-            self.tcp(src, port, Flags::Syn);
-        }
-    }
-}
 
 /// The five lines of one successful knock of `door` from `ip`, whose start
 /// command touches `DIR/opened-%IP%`.

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use etherparse::PacketBuilder;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -153,29 +154,34 @@ impl Daemon {
     /// daemon journals to `dir/state`: daemons running side by side must
     /// not share (and so lock each other out of) the default state file.
     pub fn start(dir: &Path, netns: Option<&Netns>, args: &[&str], config: &str) -> Daemon {
-        let conf = dir.join("knockd.conf");
-        let config = if config.to_ascii_lowercase().contains("statefile") {
-            config.to_string()
-        } else {
-            format!(
-                "[options]\n\tStateFile = {}\n{config}",
-                dir.join("state").display()
-            )
+        let launch = match netns {
+            Some(ns) => Launch::Netns(ns),
+            None => Launch::Direct,
         };
-        fs::write(&conf, config).expect("write config");
-        fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).expect("chmod config");
+        Daemon::launch(dir, launch, args, config)
+    }
+
+    /// [`Daemon::start`] with any way of launching knockd.
+    pub fn launch(dir: &Path, launch: Launch<'_>, args: &[&str], config: &str) -> Daemon {
+        let conf = write_config(dir, config);
         let log = dir.join("knockd.log");
         let stdout = dir.join("knockd.stdout");
         let stderr = dir.join("knockd.stderr");
-        let mut cmd = match netns {
+        let mut cmd = match launch {
             // `ip netns exec` execs knockd itself, so the child's pid is
             // knockd's and SIGTERM reaches it directly.
-            Some(ns) => {
+            Launch::Netns(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns.name(), KNOCKD]);
                 c
             }
-            None => Command::new(KNOCKD),
+            // The wrapper must exec knockd, for the same reason.
+            Launch::Wrapped(prefix) => {
+                let mut c = Command::new(&prefix[0]);
+                c.args(&prefix[1..]).arg(KNOCKD);
+                c
+            }
+            Launch::Direct => Command::new(KNOCKD),
         };
         cmd.args(args)
             .arg("-c")
@@ -192,16 +198,36 @@ impl Daemon {
             stdout,
             stderr,
         };
-        d.wait_until("the startup line", WAIT, |msgs| {
+        let starts = |msgs: &[String]| {
             msgs.iter()
-                .any(|m| m.starts_with("starting up, listening on "))
-        });
+                .filter(|m| m.starts_with("starting up, listening on "))
+                .count()
+        };
+        // A restart in the same directory appends to the same log.
+        let before = starts(&d.messages());
+        d.wait_until("the startup line", WAIT, |msgs| starts(msgs) > before);
         d
     }
 
     pub fn pid(&self) -> Pid {
         let child = self.child.as_ref().expect("daemon running");
         Pid::from_raw(child.id() as i32)
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap_or_else(|e| panic!("send {sig} to knockd: {e}"));
+    }
+
+    /// The log file's path.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The messages of the latest run in this directory: from its last
+    /// `starting up` line on.
+    pub fn this_run(&self) -> Vec<String> {
+        this_run(&self.messages())
     }
 
     /// Every message in the log so far (stamps checked and stripped).
@@ -271,14 +297,15 @@ impl Daemon {
         child.try_wait().expect("poll knockd")
     }
 
-    /// Stops the daemon with SIGTERM and checks a clean exit: status 0,
-    /// `shutting down` as the last message, no panic on stderr. Returns
-    /// the log's messages.
-    pub fn stop(mut self) -> Vec<String> {
+    /// Sends SIGTERM and waits (at most 15 s) for the exit. Returns as
+    /// soon as the exit is seen, so a test can check what existed at that
+    /// moment; checks nothing itself.
+    pub fn terminate(mut self) -> Terminated {
         let pid = self.pid();
+        let sent = Instant::now();
         kill(pid, Signal::SIGTERM).expect("SIGTERM knockd");
-        // Shutdown waits up to 10 s for stop commands in flight.
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // Shutdown waits up to 10 s for commands in flight.
+        let deadline = sent + Duration::from_secs(15);
         let status = loop {
             if let Some(status) = self.exited() {
                 break status;
@@ -290,13 +317,57 @@ impl Daemon {
             );
             std::thread::sleep(POLL);
         };
+        let elapsed = sent.elapsed();
         self.child = None;
-        let msgs = self.messages();
-        let stderr = self.stderr();
+        Terminated {
+            status,
+            elapsed,
+            msgs: self.messages(),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and checks a clean exit: status 0,
+    /// `shutting down` as the last message, no panic on stderr. Returns
+    /// the log's messages.
+    pub fn stop(self) -> Vec<String> {
+        self.terminate().assert_clean()
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: nothing runs at exit) and
+    /// returns the log's messages.
+    pub fn kill9(mut self) -> Vec<String> {
+        let mut child = self.child.take().expect("daemon running");
+        child.kill().expect("SIGKILL knockd");
+        let status = child.wait().expect("wait for knockd");
+        assert_eq!(status.signal(), Some(9), "knockd ended with {status}");
+        self.messages()
+    }
+}
+
+/// How a daemon stopped by [`Daemon::terminate`] ended.
+pub struct Terminated {
+    pub status: ExitStatus,
+    /// From SIGTERM to the exit.
+    pub elapsed: Duration,
+    pub msgs: Vec<String>,
+    pub stderr: String,
+}
+
+impl Terminated {
+    /// Status 0, `shutting down` last, no panic; returns the messages.
+    pub fn assert_clean(self) -> Vec<String> {
+        let Terminated {
+            status,
+            msgs,
+            stderr,
+            ..
+        } = self;
         assert!(
             status.success(),
-            "knockd exited with {status} (signal {:?}) after SIGTERM\nstderr:\n{stderr}",
-            status.signal()
+            "knockd exited with {status} (signal {:?}) after SIGTERM\nstderr:\n{stderr}\nlog:\n{}",
+            status.signal(),
+            msgs.join("\n")
         );
         assert!(!stderr.contains("panicked"), "knockd panicked:\n{stderr}");
         assert_eq!(
@@ -306,6 +377,66 @@ impl Daemon {
             msgs.join("\n")
         );
         msgs
+    }
+}
+
+/// How [`Daemon::launch`] starts knockd.
+pub enum Launch<'a> {
+    Direct,
+    /// `ip netns exec NS knockd ...`
+    Netns(&'a Netns),
+    /// `PREFIX... knockd ...`; the prefix must exec knockd.
+    Wrapped(Vec<String>),
+}
+
+/// Writes `config` (mode 0600) to `dir/knockd.conf` and returns its path.
+/// Unless the config names a `StateFile`, one in `dir` is added (to the
+/// config's `[options]` section if it has one).
+pub fn write_config(dir: &Path, config: &str) -> PathBuf {
+    let conf = dir.join("knockd.conf");
+    let config = if config.to_ascii_lowercase().contains("statefile") {
+        config.to_string()
+    } else {
+        let line = format!("\tStateFile = {}\n", dir.join("state").display());
+        match config.find("[options]\n") {
+            Some(at) => {
+                let end = at + "[options]\n".len();
+                format!("{}{line}{}", &config[..end], &config[end..])
+            }
+            None => format!("[options]\n{line}{config}"),
+        }
+    };
+    fs::write(&conf, config).expect("write config");
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).expect("chmod config");
+    conf
+}
+
+/// The messages from the last `starting up` line on (a restart appends to
+/// the same log).
+pub fn this_run(msgs: &[String]) -> Vec<String> {
+    let start = msgs
+        .iter()
+        .rposition(|m| m.starts_with("starting up, listening on "))
+        .unwrap_or(0);
+    msgs[start..].to_vec()
+}
+
+/// Polls `done` until it holds, failing with `what` (and `context()`)
+/// after `timeout`.
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    context: impl Fn() -> String,
+    done: impl Fn() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {timeout:?}\n{}",
+            context()
+        );
+        std::thread::sleep(POLL);
     }
 }
 
@@ -477,7 +608,7 @@ impl VethPair {
 }
 
 /// Waits until the veth end has carrier (both ends up).
-fn wait_link_up(ns: &Netns, ifname: &str) {
+pub fn wait_link_up(ns: &Netns, ifname: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let out = ns.ip(&["-o", "link", "show", "dev", ifname]);
@@ -499,4 +630,127 @@ pub fn test_dir() -> tempfile::TempDir {
         .prefix("knockd-live-")
         .tempdir()
         .expect("temp dir")
+}
+
+/// A veth pair from `a` (end `a_if`, MAC `a_mac`) to `b` (`b_if`,
+/// `b_mac`), created directly in the namespaces, with `a_addr` and
+/// `b_addr` (CIDR, IPv4) and permanent neighbour entries for each other;
+/// both ends up, carrier waited for.
+pub struct Veth<'a> {
+    pub a: (&'a Netns, &'a str, &'a str, &'a str),
+    pub b: (&'a Netns, &'a str, &'a str, &'a str),
+}
+
+impl Veth<'_> {
+    pub fn create(&self) {
+        let (an, aif, amac, _) = self.a;
+        let (bn, bif, bmac, _) = self.b;
+        run_ok(
+            "ip",
+            &[
+                "link",
+                "add",
+                aif,
+                "netns",
+                an.name(),
+                "address",
+                amac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                bif,
+                "netns",
+                bn.name(),
+                "address",
+                bmac,
+            ],
+        );
+        for ((ns, ifname, _, cidr), (_, _, peer_mac, peer_cidr)) in
+            [(self.a, self.b), (self.b, self.a)]
+        {
+            ns.ip(&["addr", "add", cidr, "dev", ifname]);
+            let peer = peer_cidr.split('/').next().expect("address");
+            ns.ip(&[
+                "neigh",
+                "replace",
+                peer,
+                "lladdr",
+                peer_mac,
+                "dev",
+                ifname,
+                "nud",
+                "permanent",
+            ]);
+        }
+        for (ns, ifname, _, _) in [self.a, self.b] {
+            ns.ip(&["link", "set", ifname, "up"]);
+        }
+        for (ns, ifname, _, _) in [self.a, self.b] {
+            wait_link_up(ns, ifname);
+        }
+    }
+}
+
+/// TCP flags of a crafted packet.
+#[derive(Clone, Copy)]
+pub enum Flags {
+    Syn,
+    SynAck,
+    Ack,
+}
+
+/// Writes hand-built Ethernet frames onto `lo` (DLT_EN10MB, zero MACs),
+/// which every capture on `lo` then sees as received packets.
+pub struct Injector {
+    cap: pcap::Capture<pcap::Active>,
+    sport: u16,
+}
+
+impl Injector {
+    pub fn lo() -> Injector {
+        let cap = pcap::Capture::from_device("lo")
+            .and_then(|c| c.open())
+            .expect("open lo for injection");
+        Injector { cap, sport: 40000 }
+    }
+
+    /// A TCP packet from `127.0.0.<src>` to 127.0.0.1:`dport`.
+    pub fn tcp(&mut self, src: u8, dport: u16, flags: Flags) {
+        self.tcp_from(Ipv4Addr::new(127, 0, 0, src), dport, flags);
+        // One at a time: a frame is through the loopback path before the
+        // next, so captures see them in this order.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    /// A TCP packet from `src` to 127.0.0.1:`dport`, sent at once.
+    pub fn tcp_from(&mut self, src: Ipv4Addr, dport: u16, flags: Flags) {
+        self.sport = self.sport.wrapping_add(1).max(40000);
+        let b = PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4(src.octets(), [127, 0, 0, 1], 64)
+            .tcp(self.sport, dport, 1000, 1024);
+        let b = match flags {
+            Flags::Syn => b.syn(),
+            Flags::SynAck => b.syn().ack(1),
+            Flags::Ack => b.ack(1),
+        };
+        let mut frame = Vec::with_capacity(b.size(0));
+        b.write(&mut frame, &[]).expect("build frame");
+        self.cap.sendpacket(frame).expect("inject frame on lo");
+    }
+
+    /// A SYN knock from `127.0.0.<src>` on each of `ports`.
+    pub fn knock(&mut self, src: u8, ports: &[u16]) {
+        for &port in ports {
+            self.tcp(src, port, Flags::Syn);
+        }
+    }
+
+    /// A SYN knock from `src` on each of `ports`, 2 ms apart.
+    pub fn knock_from(&mut self, src: Ipv4Addr, ports: &[u16]) {
+        for &port in ports {
+            self.tcp_from(src, port, Flags::Syn);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
