@@ -640,6 +640,11 @@ impl Daemon {
                 if pending.reload {
                     crate::notify::notify("RELOADING=1");
                     reload(&self.settings, &mut self.pipe);
+                    // The new doors' filter is in place before anyone is
+                    // told the reload is done.
+                    if self.pipe.filter_stale {
+                        self.install_filter(monotonic_now());
+                    }
                     crate::notify::notify("READY=1");
                 }
             }

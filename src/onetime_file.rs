@@ -37,7 +37,16 @@ pub fn consume(
         file.write_all(b"#")?;
         file.sync_data()?;
     }
-    next_one_time_sequence(path, warnings)
+    // Invalid lines above the used one were reported when the file was
+    // first read; only say something about the lines newly reached.
+    let mut found = Vec::new();
+    let next = next_one_time_sequence(path, &mut found)?;
+    warnings.extend(
+        found
+            .into_iter()
+            .filter(|w| w.line.is_none_or(|l| l > used.line)),
+    );
+    Ok(next)
 }
 
 fn holds_sequence(file: &mut std::fs::File, offset: u64, used: &OneTimeLine) -> io::Result<bool> {
