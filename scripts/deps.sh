@@ -5,6 +5,10 @@
 #   scripts/deps.sh test    the above, plus what the root-only tests drive:
 #                           knockd (the C reference), iptables, nftables,
 #                           iproute2, tcpdump
+#   scripts/deps.sh deb     build's, plus what `make deb`/`make deb-check`
+#                           need: cargo-deb (cargo install, pinned), dpkg-dev
+#                           (dpkg-shlibdeps for the package's Depends) and
+#                           groff-base (rendering the man pages)
 #
 # As root on Debian/Ubuntu it installs missing packages with apt-get
 # (non-interactive, so CI with no stdin works). Otherwise it prints the exact
@@ -14,15 +18,19 @@ set -euo pipefail
 
 what=${1:-build}
 case "$what" in
-    build | test) ;;
+    build | test | deb) ;;
     *)
-        echo "usage: $0 [build|test]" >&2
+        echo "usage: $0 [build|test|deb]" >&2
         exit 64
         ;;
 esac
 
 build_pkgs=(libpcap-dev)
 test_pkgs=(knockd iptables nftables iproute2 tcpdump)
+deb_pkgs=(dpkg-dev groff-base)
+# Pinned so a package build does not change with a cargo-deb release; bump
+# on purpose. Installing it takes about a minute, so only `make deb` pays.
+cargo_deb_version=3.8.0
 command -v cc >/dev/null 2>&1 || build_pkgs+=(gcc libc6-dev)
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
@@ -55,6 +63,10 @@ if command -v dpkg-query >/dev/null 2>&1; then
     missing_test=()
     if [ "$what" = test ]; then
         mapfile -t missing_test < <(missing_of "${test_pkgs[@]}")
+    elif [ "$what" = deb ]; then
+        # Like the test packages: a non-root `make deb` is told, not stopped
+        # (the build itself needs only libpcap-dev and cargo-deb).
+        mapfile -t missing_test < <(missing_of "${deb_pkgs[@]}")
     fi
     all=("${missing_build[@]}" "${missing_test[@]}")
     if [ "${#all[@]}" -gt 0 ]; then
@@ -65,7 +77,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
             echo "    sudo apt-get install -y ${all[*]}" >&2
             exit 1
         else
-            echo "deps: note: ${missing_test[*]} missing; the root-only tests need them:" >&2
+            echo "deps: note: ${missing_test[*]} missing; make $what needs them:" >&2
             echo "    sudo apt-get install -y ${missing_test[*]}" >&2
         fi
     fi
@@ -84,5 +96,15 @@ if [ "${#components[@]}" -gt 0 ]; then
     else
         echo "deps: missing cargo ${components[*]} and no rustup to add them" >&2
         exit 1
+    fi
+fi
+
+# cargo-deb, for `make deb`. Built outside CARGO_TARGET_DIR (cargo install's
+# own temporary directory) so its artifacts never mix with the project's.
+if [ "$what" = deb ]; then
+    have=$(cargo deb --version 2>/dev/null || true)
+    if [ "$have" != "cargo-deb $cargo_deb_version" ]; then
+        echo "deps: installing cargo-deb $cargo_deb_version (was: ${have:-none})" >&2
+        env -u CARGO_TARGET_DIR cargo install cargo-deb --locked --version "$cargo_deb_version"
     fi
 fi

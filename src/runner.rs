@@ -45,6 +45,8 @@ impl Runner {
         cmd.arg("-c")
             .arg(command)
             .stdin(Stdio::null())
+            // Readiness messages are the daemon's alone to send.
+            .env_remove("NOTIFY_SOCKET")
             // Its own process group: a Ctrl-C meant for a foreground daemon
             // must not kill a firewall command half way.
             .process_group(0);

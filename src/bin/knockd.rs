@@ -171,7 +171,7 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     if !cli.daemon {
         return match Daemon::start(&settings, config) {
             Ok(daemon) => {
-                knockd::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+                ready();
                 finish(daemon.run())
             }
             Err(e) => fail(&e),
@@ -209,7 +209,7 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     if let Err(e) = readiness.ready() {
         tracing::warn!(%e, "detaching from the terminal failed");
     }
-    knockd::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    ready();
     let code = finish(daemon.run());
     drop(pid_file);
     code
@@ -252,6 +252,11 @@ fn status(config: &Config) -> ExitCode {
         ));
     }
     ExitCode::SUCCESS
+}
+
+/// Tells systemd the daemon is capturing.
+fn ready() {
+    knockd::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 }
 
 fn finish(result: Result<(), DaemonError>) -> ExitCode {
