@@ -502,6 +502,34 @@ fn grow_exact<T>(v: &mut Vec<T>, cap: usize) {
     if v.len() == v.capacity() {
         let extra = v.capacity().max(64).min(cap.saturating_sub(v.len()).max(1));
         v.reserve_exact(extra);
+        advise_huge_pages(v);
+    }
+}
+
+/// Asks the kernel to back a large table with 2 MiB pages. With a million
+/// sources the table spans ~50 MiB, and with 4 KiB pages nearly every
+/// lookup also misses the TLB; on kernels where transparent huge pages are
+/// "madvise" only (Debian's default), nothing happens unless we ask. A hint:
+/// if it fails, the table works the same, a little slower.
+fn advise_huge_pages<T>(v: &Vec<T>) {
+    const PAGE: usize = 4096;
+    const HUGE: usize = 2 << 20;
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes < 2 * HUGE {
+        return;
+    }
+    let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
+    let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
+    let Some(addr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
+        return;
+    };
+    if end > start {
+        // SAFETY: the range lies inside the vector's own allocation, rounded
+        // inwards to whole pages; MADV_HUGEPAGE only changes how the kernel
+        // backs those pages, never their contents or validity.
+        let _ = unsafe {
+            nix::sys::mman::madvise(addr, end - start, nix::sys::mman::MmapAdvise::MADV_HUGEPAGE)
+        };
     }
 }
 
@@ -739,6 +767,7 @@ impl Index {
             // Drop the old index first so the peak is the new size only.
             self.groups = Vec::new();
             self.groups = vec![Group::EMPTY; groups];
+            advise_huge_pages(&self.groups);
         }
         self.items = 0;
         self.tombs = 0;
