@@ -547,6 +547,9 @@ impl Daemon {
         };
         // At startup a capture that cannot take the filter is an error.
         let filter = daemon.pipe.filter(&daemon.local);
+        if settings.debug {
+            println!("capture filter: {filter}");
+        }
         for cap in daemon.slots.iter_mut().filter_map(|s| s.cap.as_mut()) {
             cap.set_filter(&filter)?;
         }

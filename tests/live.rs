@@ -331,7 +331,7 @@ fn lo_crafted_other_port_is_ignored_and_wrong_door_port_breaks() {
     let p = d(dir.path());
     let seq = [7221, 7222, 7223];
     let conf = door_conf("door", seq, "syn", &p);
-    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo", "-D"], &conf);
     let mut inj = Injector::lo();
     // .9: a SYN to a port of no door between the steps changes nothing.
     inj.tcp(9, seq[0], Flags::Syn);
@@ -358,6 +358,32 @@ fn lo_crafted_other_port_is_ignored_and_wrong_door_port_breaks() {
         files_with_prefix(dir.path(), "opened-"),
         ["opened-127.0.0.10", "opened-127.0.0.9"]
     );
+
+    // -D: the capture filter, then one line per captured packet, dated
+    // right (knockd 0.8 prints the month one too low). The filter keeps
+    // the port of no door (7229) from reaching user space at all.
+    let out = std::fs::read_to_string(dir.path().join("knockd.stdout")).expect("stdout file");
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            "capture filter: (dst host 127.0.0.1 and tcp dst port (7221 or 7222 or 7223) and tcp[tcpflags] & tcp-syn != 0)"
+        )),
+        "{out}"
+    );
+    let today = String::from_utf8(
+        std::process::Command::new("date")
+            .arg("+%Y-%m-%d")
+            .output()
+            .expect("date")
+            .stdout,
+    )
+    .expect("utf-8");
+    let first = out
+        .lines()
+        .find(|l| l.contains(" tcp: 127.0.0.9:") && l.contains(" -> 127.0.0.1:7221 "))
+        .unwrap_or_else(|| panic!("no packet line for 127.0.0.9 in:\n{out}"));
+    assert!(first.starts_with(today.trim()), "{first} vs {today}");
+    assert!(first.ends_with(" bytes"), "{first}");
+    assert!(!out.contains("-> 127.0.0.1:7229 "), "{out}");
 }
 
 // ---------------------------------------------------------------------------
