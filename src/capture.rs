@@ -92,10 +92,6 @@ impl LiveCapture {
         })
     }
 
-    pub fn iface(&self) -> &str {
-        &self.iface
-    }
-
     pub fn link(&self) -> LinkType {
         self.link
     }

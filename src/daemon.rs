@@ -7,7 +7,7 @@
 //! [`Pipeline`] with the file's timestamps as time, so it makes the
 //! decisions the live daemon would have made.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::capture::{CaptureError, FileCapture, LiveCapture, Stats};
 use crate::clock::{debug_stamp, monotonic_now, TimeBase};
-use crate::config::{self, Config, Door, OneTimeLine, SequenceSource};
+use crate::config::{self, Config, Door, OneTimeLine, Sequence, SequenceSource};
 use crate::engine::{Action, CommandKind, DoorId, Engine, Event, LocalAddrs, PendingStop};
 use crate::filter::build_filter;
 use crate::journal::{self, Journal, JournalError};
@@ -29,12 +29,15 @@ use crate::netwatch::NetWatch;
 use crate::onetime_file;
 use crate::oplog::{LogOpenError, OperatorLog};
 use crate::ratelimit::LineLimiter;
-use crate::runner::Runner;
+use crate::runner::{Outcome, Runner};
 use crate::signals::Signals;
 use crate::wire::{self, LinkType};
 
 /// How long shutdown waits for the stop commands it started.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// When a stop command the system refused to start is tried again.
+pub const STOP_RETRY: Duration = Duration::from_secs(5);
 
 /// What the command line and config decided for this run.
 #[derive(Debug, Clone)]
@@ -91,6 +94,10 @@ pub struct Pipeline {
     dry_run: bool,
     /// The live line of each one-time door, to mark when it is used.
     onetime: HashMap<DoorId, (PathBuf, OneTimeLine)>,
+    /// One-time sequences used by this process that the file may not show
+    /// as used (marking failed, or a dry run): a reload must not bring them
+    /// back.
+    burned: HashSet<(PathBuf, Sequence)>,
     /// Doors or sequences changed: the capture filter must be rebuilt.
     filter_stale: bool,
     /// Where pending stop commands are journaled (not in a replay).
@@ -118,6 +125,7 @@ impl Pipeline {
             only_v4: s.only_v4,
             dry_run: s.dry_run,
             onetime: onetime_doors(config),
+            burned: HashSet::new(),
             filter_stale: true,
             journal: None,
             limiter: LineLimiter::new(config.options.log_rate),
@@ -185,7 +193,7 @@ impl Pipeline {
                 Line::Event(e) => self.log.line(wall, &e.to_string()),
             },
             Some(tagger) => {
-                tagger.push(at, wall, line);
+                tagger.push(lookup_clock(self.time, at), wall, line);
                 self.write_ready(at);
             }
         }
@@ -193,6 +201,7 @@ impl Pipeline {
 
     /// Writes the lines whose host-name lookup finished or timed out.
     pub fn write_ready(&mut self, now: Timestamp) {
+        let now = lookup_clock(self.time, now);
         if let Some(tagger) = &mut self.tagger {
             for (wall, text) in tagger.ready(now) {
                 self.log.line(wall, &text);
@@ -255,8 +264,39 @@ impl Pipeline {
     /// replay, so the runner keeps its own (monotonic) clock; `at` only
     /// stamps the log lines.
     pub fn reap(&mut self, at: Timestamp) {
-        for line in self.runner.reap(monotonic_now()) {
-            self.log(at, &line);
+        let outcome = self.runner.reap(monotonic_now());
+        self.apply(outcome, at);
+    }
+
+    /// Acts on what running or reaping commands produced: log lines, a
+    /// failed start (the door is not open after all), a stop the system
+    /// would not start (scheduled again, never dropped), a finished stop
+    /// (the journal forgets it).
+    fn apply(&mut self, outcome: Outcome, at: Timestamp) {
+        for line in &outcome.lines {
+            self.log(at, line);
+        }
+        for (door, src) in &outcome.failed_starts {
+            self.engine.start_failed(door, *src);
+        }
+        let retry = !outcome.unstarted_stops.is_empty();
+        for cmd in outcome.unstarted_stops {
+            let msg = format!(
+                "{}: stop command for {} will be tried again in {}s",
+                cmd.door,
+                cmd.src,
+                STOP_RETRY.as_secs()
+            );
+            self.log(at, &msg);
+            self.engine.restore_stop(PendingStop {
+                door: cmd.door,
+                src: cmd.src,
+                command: cmd.command,
+                due: at + STOP_RETRY,
+            });
+        }
+        if outcome.stops_finished || retry {
+            self.write_journal(at);
         }
     }
 
@@ -266,7 +306,11 @@ impl Pipeline {
             TimeBase::Live => self.runner.next_deadline(),
             TimeBase::Capture => None,
         };
-        let lookup = self.tagger.as_ref().and_then(Tagger::next_deadline);
+        // Lookup deadlines are engine time only live (see `lookup_clock`).
+        let lookup = match self.time {
+            TimeBase::Live => self.tagger.as_ref().and_then(Tagger::next_deadline),
+            TimeBase::Capture => None,
+        };
         [
             self.engine.poll_timeout(),
             runner,
@@ -308,9 +352,8 @@ impl Pipeline {
                             format!("{}: would run {kind} command: {}", cmd.door, cmd.command);
                         self.log(now, &msg);
                     } else {
-                        for line in self.runner.spawn(&cmd.door, &cmd.command, monotonic_now()) {
-                            self.log(now, &line);
-                        }
+                        let outcome = self.runner.run(cmd, monotonic_now());
+                        self.apply(outcome, now);
                     }
                 }
                 Action::OneTimeUsed { door, name } => self.next_one_time(door, &name, now),
@@ -322,11 +365,14 @@ impl Pipeline {
         }
     }
 
-    /// Rewrites the journal from the engine's pending stops. A failure is
-    /// logged, not fatal: knocks keep being served, and the stops still run
-    /// on time and at shutdown.
+    /// Rewrites the journal: the engine's pending stops, and the stop
+    /// commands started but not yet finished (due now, so a daemon killed
+    /// meanwhile runs them again at its next start). A failure is logged,
+    /// not fatal: knocks keep being served, and the stops still run on time
+    /// and at shutdown.
     fn write_journal(&mut self, now: Timestamp) {
         let Some(journal) = &self.journal else { return };
+        let wall_now = self.time.wall(now);
         let entries: Vec<journal::Entry> = self
             .engine
             .pending_stops()
@@ -336,6 +382,12 @@ impl Pipeline {
                 door: p.door.to_string(),
                 command: p.command.clone(),
             })
+            .chain(self.runner.unfinished_stops().map(|c| journal::Entry {
+                due: wall_now,
+                src: c.src,
+                door: c.door.to_string(),
+                command: c.command.clone(),
+            }))
             .collect();
         if let Err(e) = journal.write(&entries) {
             self.log(now, &e.to_string());
@@ -349,8 +401,15 @@ impl Pipeline {
         };
         let mut warnings = Vec::new();
         let next = if self.dry_run {
-            // A dry run must not use up the admin's sequences.
-            Ok(None)
+            // A dry run must not use up the admin's sequences: it moves on
+            // to the next line as if the used one had been marked.
+            self.burned.insert((path.clone(), used.sequence.clone()));
+            let msg = format!(
+                "{name}: dry run: used one time sequence not marked in {}",
+                path.display()
+            );
+            self.log(now, &msg);
+            onetime_file::peek_after(&path, &used)
         } else {
             onetime_file::consume(&path, &used, &mut warnings)
         };
@@ -374,6 +433,7 @@ impl Pipeline {
                 self.onetime.remove(&door);
             }
             Err(e) => {
+                self.burned.insert((path.clone(), used.sequence.clone()));
                 self.log(
                     now,
                     &format!(
@@ -404,11 +464,31 @@ impl Pipeline {
     }
 
     /// Swaps in a reloaded config; pending stop commands are kept.
-    pub fn reload(&mut self, config: &Config) {
+    pub fn reload(&mut self, config: &Config, now: Timestamp) {
         self.engine.reload(config);
         self.limiter.set_rate(config.options.log_rate);
+        self.log.set_syslog(config.options.use_syslog);
         self.onetime = onetime_doors(config);
         self.filter_stale = true;
+        // A sequence used before the reload but not marked in its file
+        // (the write failed) must not open the door a second time.
+        let burned: Vec<(DoorId, PathBuf, usize)> = self
+            .onetime
+            .iter()
+            .filter(|(_, (path, line))| {
+                self.burned.contains(&(path.clone(), line.sequence.clone()))
+            })
+            .map(|(door, (path, line))| (*door, path.clone(), line.line))
+            .collect();
+        for (door, path, line) in burned {
+            self.engine.set_sequence(door, None);
+            self.onetime.remove(&door);
+            let msg = format!(
+                "{}:{line}: this one time sequence was already used but could not be marked --> disabling the door",
+                path.display()
+            );
+            self.log(now, &msg);
+        }
     }
 
     /// Runs every pending stop command now and waits (boundedly) for the
@@ -416,9 +496,29 @@ impl Pipeline {
     pub fn close_all(&mut self, now: Timestamp) {
         self.engine.close_all(now);
         self.drain(now);
-        let (lines, _) = self.runner.wait_all(SHUTDOWN_GRACE, monotonic_now);
-        for line in lines {
-            self.log(now, &line);
+        let (outcome, _) = self.runner.wait_all(SHUTDOWN_GRACE, monotonic_now);
+        // Stops the system would not start go back into the journal (via
+        // the engine), for the next start to run.
+        self.apply(outcome, now);
+        self.write_journal(now);
+        self.flush_lookups();
+    }
+
+    /// Gives the lookups still running up to [`crate::lookup::LOOKUP_WAIT`]
+    /// of real time (end of a replay, whose clock raced ahead of them).
+    pub fn finish_lookups(&mut self) {
+        let until = monotonic_now() + crate::lookup::LOOKUP_WAIT;
+        while self
+            .tagger
+            .as_ref()
+            .is_some_and(|t| t.next_deadline().is_some())
+        {
+            let now = monotonic_now();
+            if now >= until {
+                break;
+            }
+            self.write_ready(now);
+            std::thread::sleep(Duration::from_millis(5));
         }
         self.flush_lookups();
     }
@@ -430,6 +530,16 @@ impl Pipeline {
                 self.log.line(wall, &text);
             }
         }
+    }
+}
+
+/// The clock host-name lookups wait on: engine time live (it is the
+/// monotonic clock), the real monotonic clock in a replay, where engine
+/// time is the capture's and races ahead of lookups done now.
+fn lookup_clock(time: TimeBase, at: Timestamp) -> Timestamp {
+    match time {
+        TimeBase::Live => at,
+        TimeBase::Capture => monotonic_now(),
     }
 }
 
@@ -573,7 +683,11 @@ impl Daemon {
                 daemon
                     .pipe
                     .log(now, &format!("interface {name} {why}; waiting for it"));
-                daemon.slots[i].retry_at = Some(now + FIRST_RETRY);
+                // Netlink says when it appears; without it, look again on a
+                // backing-off timer.
+                if daemon.netwatch.is_none() {
+                    daemon.slots[i].retry_at = Some(now + FIRST_RETRY);
+                }
             }
         }
         daemon.pipe.restore(journal, entries, problems, now);
@@ -584,6 +698,9 @@ impl Daemon {
     /// logs capture statistics and `shutting down`.
     pub fn run(mut self) -> Result<(), DaemonError> {
         let mut batch: Vec<Knock> = Vec::with_capacity(crate::capture::BATCH);
+        // A failure still goes through the shutdown below: pending stops
+        // run and `shutting down` is logged before the error is returned.
+        let mut failure = None;
         loop {
             let now = monotonic_now();
             let deadline = self
@@ -619,7 +736,10 @@ impl Daemon {
                 }
                 match nix::poll::poll(&mut fds, timeout) {
                     Ok(_) | Err(nix::Error::EINTR) => {}
-                    Err(e) => return Err(DaemonError::Poll(e)),
+                    Err(e) => {
+                        failure = Some(DaemonError::Poll(e));
+                        break;
+                    }
                 }
                 let ready = |f: &PollFd| f.any().unwrap_or(false);
                 let caps: Vec<usize> = open
@@ -633,10 +753,9 @@ impl Daemon {
                 (caps, sig, net)
             };
             if signal_ready {
+                // SIGCHLD needs nothing here: it woke the loop, and
+                // `timers` below reaps every finished command.
                 let pending = self.signals.take();
-                if pending.child {
-                    self.pipe.reap(monotonic_now());
-                }
                 if pending.shutdown {
                     break;
                 }
@@ -672,7 +791,10 @@ impl Daemon {
         }
         self.pipe.log(now, "shutting down");
         self.pipe.flush_lookups();
-        Ok(())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Hands a batch of frames from slot `i` to the engine. A capture that
@@ -710,12 +832,20 @@ impl Daemon {
                 continue;
             }
             if slot.cap.is_some() {
-                // Re-created under the same name: the old capture is bound
-                // to an interface that no longer exists.
+                // Gone, or re-created under the same name: the capture is
+                // bound to an interface that no longer exists.
                 slot.cap = None;
+                let msg = format!(
+                    "interface {} went away; waiting for it to come back",
+                    slot.name
+                );
+                self.pipe.log(now, &msg);
             }
             let Some(index) = index.filter(|_| netif::is_up(&slot.name)) else {
-                if due {
+                // Netlink will say when it is back; without netlink, look
+                // again on a backing-off timer.
+                slot.retry_at = None;
+                if self.netwatch.is_none() {
                     slot.retry_at = Some(now + slot.backoff);
                     slot.backoff = (slot.backoff * 2).min(MAX_RETRY);
                 }
@@ -817,6 +947,20 @@ fn reload(settings: &Settings, pipe: &mut Pipeline) {
             if let Err(e) = pipe.log.set_path(log_path.as_deref()) {
                 pipe.log(now, &format!("{e}; keeping the old log file"));
             }
+            let state = config
+                .options
+                .state_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_FILE));
+            if pipe.journal.as_ref().is_some_and(|j| j.path() != state) {
+                pipe.log(
+                    now,
+                    &format!(
+                        "StateFile is now {} in {path}; restart knockd to use it",
+                        state.display()
+                    ),
+                );
+            }
             let wanted = &config.options.interfaces;
             if !settings.interfaces_from_cli && !wanted.is_empty() && *wanted != settings.interfaces
             {
@@ -829,7 +973,7 @@ fn reload(settings: &Settings, pipe: &mut Pipeline) {
                     ),
                 );
             }
-            pipe.reload(&config);
+            pipe.reload(&config, now);
         }
         Err(diag) => {
             for e in &diag.errors {
@@ -904,10 +1048,11 @@ pub fn replay(
     while let Some(t) = pipe.engine.poll_timeout() {
         pipe.timers(t.max(last));
     }
-    let (lines, _) = pipe.runner.wait_all(SHUTDOWN_GRACE, monotonic_now);
-    for line in lines {
-        pipe.log(last, &line);
+    let (outcome, _) = pipe.runner.wait_all(SHUTDOWN_GRACE, monotonic_now);
+    for line in &outcome.lines {
+        pipe.log(last, line);
     }
+    pipe.finish_lookups();
     let stats = pipe.engine.stats();
     Ok(ReplaySummary {
         frames,

@@ -20,6 +20,10 @@ impl Readiness {
     /// Startup succeeded: let go of the directory and the terminal, then
     /// the parent exits 0.
     pub fn ready(mut self) -> std::io::Result<()> {
+        // Report first: the daemon is capturing whatever happens next, and a
+        // parent told otherwise would exit non-zero over a running daemon.
+        self.pipe.write_all(b"0\n")?;
+        drop(self.pipe);
         std::env::set_current_dir("/")?;
         let null = std::fs::OpenOptions::new()
             .read(true)
@@ -28,7 +32,7 @@ impl Readiness {
         for fd in 0..=2 {
             nix::unistd::dup2(null.as_raw_fd(), fd)?;
         }
-        self.pipe.write_all(b"0\n")
+        Ok(())
     }
 
     /// Startup failed: the parent prints `message` and exits with `code`.

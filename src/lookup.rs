@@ -9,7 +9,7 @@
 //! bounded: the cache, the lines waiting and the lookups in flight; past the
 //! bounds lines are written without a name.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -42,7 +42,7 @@ struct Waiting {
 /// Host-name lookups and the log lines waiting for them.
 pub struct Tagger {
     cache: HashMap<IpAddr, Option<String>>,
-    in_flight: HashMap<IpAddr, ()>,
+    in_flight: HashSet<IpAddr>,
     waiting: VecDeque<Waiting>,
     requests: SyncSender<IpAddr>,
     answers: Receiver<(IpAddr, Option<String>)>,
@@ -78,7 +78,7 @@ impl Tagger {
             })?;
         Ok(Tagger {
             cache: HashMap::new(),
-            in_flight: HashMap::new(),
+            in_flight: HashSet::new(),
             waiting: VecDeque::new(),
             requests,
             answers,
@@ -108,12 +108,12 @@ impl Tagger {
     }
 
     fn request(&mut self, ip: IpAddr) {
-        if self.cache.contains_key(&ip) || self.in_flight.contains_key(&ip) {
+        if self.cache.contains_key(&ip) || self.in_flight.contains(&ip) {
             return;
         }
         match self.requests.try_send(ip) {
             Ok(()) => {
-                self.in_flight.insert(ip, ());
+                self.in_flight.insert(ip);
             }
             // Too many lookups queued: this one goes without a name.
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

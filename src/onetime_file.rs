@@ -49,6 +49,35 @@ pub fn consume(
     Ok(next)
 }
 
+/// The first valid, unused line after `used`, without writing anything:
+/// what a dry run moves on to.
+pub fn peek_after(path: &Path, used: &OneTimeLine) -> io::Result<Option<OneTimeLine>> {
+    let text = std::fs::read(path)?;
+    let mut offset = 0u64;
+    for (i, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
+        let start = offset;
+        offset += line.len() as u64;
+        if start <= used.offset {
+            continue;
+        }
+        let Ok(s) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let t = s.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if let Ok(sequence) = parse_sequence(t) {
+            return Ok(Some(OneTimeLine {
+                sequence,
+                line: i + 1,
+                offset: start,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 fn holds_sequence(file: &mut std::fs::File, offset: u64, used: &OneTimeLine) -> io::Result<bool> {
     file.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::new();
@@ -120,6 +149,19 @@ mod tests {
             "# new comment line\n5555\n#111,2222\n3333\n"
         );
         assert_eq!(next.sequence.to_string(), "5555:tcp");
+    }
+
+    #[test]
+    fn peek_after_moves_on_without_writing() {
+        let (_d, path, live) = setup("1111\nbad,x\n2222\n");
+        let next = peek_after(&path, &live).unwrap().unwrap();
+        assert_eq!(next.sequence.to_string(), "2222:tcp");
+        assert_eq!(next.line, 3);
+        assert_eq!(peek_after(&path, &next).unwrap(), None);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "1111\nbad,x\n2222\n"
+        );
     }
 
     #[test]

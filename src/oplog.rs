@@ -114,8 +114,13 @@ impl OperatorLog {
         Ok(())
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.file.as_ref().map(|(p, _)| p.as_path())
+    /// Turns syslog on or off (a reloaded `UseSyslog`).
+    pub fn set_syslog(&mut self, on: bool) {
+        if on && !self.syslog {
+            // SAFETY: as in `open`: a 'static ident for openlog.
+            unsafe { libc::openlog(c"knockd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        }
+        self.syslog = on;
     }
 }
 

@@ -49,11 +49,21 @@ impl LineLimiter {
         if self.rate == 0 {
             return true;
         }
-        let w = self.doors.entry(door.clone()).or_insert(Window {
-            start: now,
-            written: 0,
-            suppressed: 0,
-        });
+        // A lookup first: the clone and insert happen once per door, not
+        // once per line of a flood.
+        if !self.doors.contains_key(door) {
+            self.doors.insert(
+                door.clone(),
+                Window {
+                    start: now,
+                    written: 0,
+                    suppressed: 0,
+                },
+            );
+        }
+        let Some(w) = self.doors.get_mut(door) else {
+            return true;
+        };
         if now >= w.start + WINDOW && w.suppressed == 0 {
             *w = Window {
                 start: now,

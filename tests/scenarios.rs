@@ -18,6 +18,7 @@
 //! next 5.000 | next none        (assert poll_timeout)
 //! sequence DOOR 1111,2222|none  (hand a one-time door its next sequence)
 //! close-all 40.000              (shutdown: run pending stops)
+//! start-failed DOOR SRC         (the shell saw that door's start fail)
 //! stops 1                       (assert number of pending stops)
 //! ```
 //!
@@ -117,6 +118,10 @@ impl Run {
                 self.engine.handle_timeout(at);
             }
             "close-all" => self.engine.close_all(time(words[1])),
+            "start-failed" => {
+                let door: std::sync::Arc<str> = std::sync::Arc::from(words[1]);
+                self.engine.start_failed(&door, words[2].parse().unwrap());
+            }
             "next" => {
                 let got = self.engine.poll_timeout().map(|t| t.to_string());
                 let want = (words[1] != "none").then(|| time(words[1]).to_string());
@@ -279,6 +284,7 @@ scenarios!(
     subsecond_precision,
     stop_command,
     reopen_extend,
+    reopen_after_failed_start,
     reopen_stack,
     target_door,
     destination_matching,

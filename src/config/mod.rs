@@ -28,6 +28,9 @@ pub use sequence::{parse_sequence, SequenceError};
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 /// knockd's default `Cmd_Timeout`, in seconds.
 pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Doors in one file at most: far beyond any real config, and small enough
+/// that door numbers fit the engine's compact tables.
+pub const MAX_DOORS: usize = 4096;
 /// knockd's limit on ports in one sequence.
 pub const MAX_SEQUENCE_LEN: usize = 32;
 /// Default cap on tracked knock attempts: about 24 MiB of attempt table.

@@ -123,6 +123,18 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
         }
     }
     p.finish_section();
+    if p.doors.len() > super::MAX_DOORS {
+        p.diag.error(
+            file,
+            None,
+            None,
+            format!(
+                "{} doors; at most {} are allowed",
+                p.doors.len(),
+                super::MAX_DOORS
+            ),
+        );
+    }
     if p.doors.is_empty() && p.diag.errors.is_empty() {
         p.diag
             .warn(file, None, "no doors defined: nothing can be opened");
@@ -492,6 +504,14 @@ impl Parser<'_> {
                 b.one_time_line = Some(number);
                 let path = PathBuf::from(value);
                 match next_one_time_sequence(&path, &mut self.diag.warnings) {
+                    // Used lines are marked in the file; one knockd cannot
+                    // write would open with the same sequence again after
+                    // every reload or restart.
+                    Ok(Some(_)) if !writable(&path) => {
+                        error = Some(format!(
+                            "{value} is not writable: used sequences could not be marked"
+                        ))
+                    }
                     Ok(Some(current)) => {
                         b.sequence = Some(SequenceSource::OneTime { path, current })
                     }
@@ -542,6 +562,11 @@ impl Parser<'_> {
             );
         }
     }
+}
+
+/// Whether the file can be opened for writing (it is not changed).
+fn writable(path: &Path) -> bool {
+    std::fs::OpenOptions::new().write(true).open(path).is_ok()
 }
 
 fn is_door_key(upper: &str) -> bool {

@@ -1250,3 +1250,42 @@ proptest::proptest! {
         let _ = super::parse_str(&text, std::path::Path::new("fuzz.conf"));
     }
 }
+
+#[test]
+fn too_many_doors() {
+    let text: String = (0..=MAX_DOORS)
+        .map(|i| format!("[d{i}]\nsequence = 1\n"))
+        .collect();
+    let d = parse_str(&text, Path::new("k.conf")).expect_err("rejected");
+    assert_eq!(
+        d.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![format!(
+            "k.conf: {} doors; at most {MAX_DOORS} are allowed",
+            MAX_DOORS + 1
+        )]
+    );
+}
+
+/// Root can write any file, so this runs (and means something) only
+/// unprivileged; as root the permission bits cannot make a file unwritable.
+#[test]
+fn a_one_time_file_knockd_cannot_write_is_an_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped as root: permission bits do not stop root from writing");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let otp = dir.path().join("otp");
+    std::fs::write(&otp, "1111,2222\n").expect("write");
+    std::fs::set_permissions(&otp, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let text = format!("[d]\none_time_sequences = {}\n", otp.display());
+    let d = parse_str(&text, Path::new("k.conf")).expect_err("rejected");
+    assert_eq!(
+        d.errors[0].to_string(),
+        format!(
+            "k.conf:2: one_time_sequences: {} is not writable: used sequences could not be marked",
+            otp.display()
+        )
+    );
+}

@@ -65,7 +65,7 @@ struct DoorState {
     live: Option<Sequence>,
 }
 
-/// Counters for `-v` statistics and tests.
+/// Counters of what the engine decided: replay prints them, tests check them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     pub knocks: u64,
@@ -155,6 +155,13 @@ impl Engine {
     /// journals.
     pub fn pending_stops(&self) -> impl Iterator<Item = &PendingStop> {
         self.stops.iter()
+    }
+
+    /// The start command of `door` for `src` failed: the door is not open
+    /// for that knocker, so a knock must run the start command again rather
+    /// than only extend the pending stop (`Reopen = extend`).
+    pub fn start_failed(&mut self, door: &Arc<str>, src: IpAddr) {
+        self.stops.forget_open(door, src);
     }
 
     /// Stop commands waiting for their time.
@@ -397,6 +404,11 @@ impl Engine {
                         self.attempts.remove(id);
                         self.open(d, k.src, now);
                     }
+                } else if stage == 1 && steps[0] == step {
+                    // The first port again: the sequence starts over, its
+                    // clock too (SPEC: a repeated first port restarts).
+                    self.attempts.restart(id, now);
+                    self.actions.push_back(stage_event(1));
                 } else if steps[stage - 1] == step {
                     // The step just matched, again: a retransmitted SYN.
                     tracing::trace!(src = %k.src, door = %door.name, stage, "repeat ignored");

@@ -50,6 +50,14 @@ impl Stops {
         true
     }
 
+    /// Forgets that `door` is open for `src` (its start command failed),
+    /// so the next knock runs the start command again instead of only
+    /// extending. The stop stays scheduled: it may still have something to
+    /// undo.
+    pub fn forget_open(&mut self, door: &Arc<str>, src: IpAddr) {
+        self.latest.remove(&(door.clone(), src));
+    }
+
     pub fn next_due(&self) -> Option<Timestamp> {
         self.queue.keys().next().map(|(due, _)| *due)
     }
