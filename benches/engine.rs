@@ -25,9 +25,9 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use knockd::config::{Config, Door, Options, Sequence, Step};
-use knockd::engine::{Engine, LocalAddrs};
-use knockd::knock::{Knock, Proto, TcpFlags, Timestamp};
+use knockd::core::config::{Config, Door, Options, Sequence, Step};
+use knockd::core::engine::{Engine, LocalAddrs};
+use knockd::core::knock::{Knock, Proto, TcpFlags, Timestamp};
 
 const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
 const KNOCKS: u64 = 4_000_000;

@@ -44,7 +44,7 @@ struct Program {
 fn programs() -> Vec<Program> {
     vec![
         Program {
-            cmd: knockd::cli::Cli::command(),
+            cmd: knockd::daemon::cli::Cli::command(),
             section: "8",
             description: KNOCKD_DESCRIPTION,
             tail: include_str!("../doc/knockd.8.tail"),

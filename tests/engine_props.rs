@@ -3,9 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use knockd::config::{Config, Door, Options, Sequence, Step};
-use knockd::engine::{Action, Engine, Event, LocalAddrs};
-use knockd::knock::{Knock, Proto, TcpFlags, Timestamp};
+use knockd::core::config::{Config, Door, Options, Sequence, Step};
+use knockd::core::engine::{Action, Engine, Event, LocalAddrs};
+use knockd::core::knock::{Knock, Proto, TcpFlags, Timestamp};
 use proptest::prelude::*;
 
 const LEGIT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));

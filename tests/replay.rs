@@ -437,8 +437,9 @@ fn pcapng_files_replay_too() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Capture time, not replay time, stamps the lines.
-    let stamp =
-        knockd::clock::log_stamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(T0 as u64));
+    let stamp = knockd::daemon::clock::log_stamp(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(T0 as u64),
+    );
     assert!(
         stdout.starts_with(&format!("{stamp} 203.0.113.5: door: Stage 1\n")),
         "{stdout}"

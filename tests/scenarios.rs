@@ -30,9 +30,9 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
-use knockd::config::{parse_sequence, parse_str};
-use knockd::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs};
-use knockd::knock::{Knock, Proto, TcpFlags, Timestamp};
+use knockd::core::config::{parse_sequence, parse_str};
+use knockd::core::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs};
+use knockd::core::knock::{Knock, Proto, TcpFlags, Timestamp};
 
 fn time(s: &str) -> Timestamp {
     let secs: f64 = s.parse().unwrap_or_else(|_| panic!("bad time {s}"));

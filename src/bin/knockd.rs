@@ -11,12 +11,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use knockd::cli::{
+use knockd::core::config::{self, Config, Warning};
+use knockd::daemon::cli::{
     self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
-use knockd::config::{self, Config, Warning};
-use knockd::daemon::{self, Daemon, DaemonError, Settings};
-use knockd::pidfile::PidFile;
+use knockd::daemon::pidfile::PidFile;
+use knockd::daemon::run::{self, Daemon, DaemonError, Settings};
 
 fn main() -> ExitCode {
     run(std::env::args_os())
@@ -179,7 +179,7 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     }
     let pid_path = std::path::absolute(cli.pid_file(&config.options))
         .unwrap_or_else(|_| cli.pid_file(&config.options));
-    let readiness = match knockd::detach::detach() {
+    let readiness = match knockd::daemon::detach::detach() {
         Ok(r) => r,
         Err(e) => {
             eprint_line(format_args!("knockd: cannot detach: {e}"));
@@ -191,8 +191,8 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             let code = match e {
-                knockd::pidfile::PidFileError::Running { .. } => EX_TEMPFAIL,
-                knockd::pidfile::PidFileError::Io { .. } => EX_CANTCREAT,
+                knockd::daemon::pidfile::PidFileError::Running { .. } => EX_TEMPFAIL,
+                knockd::daemon::pidfile::PidFileError::Io { .. } => EX_CANTCREAT,
             };
             readiness.fail(code, &format!("knockd: {e}"));
             return ExitCode::from(code);
@@ -223,7 +223,7 @@ fn status(config: &Config) -> ExitCode {
         .state_file
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from(config::DEFAULT_STATE_FILE));
-    let entries = match knockd::journal::read(&path) {
+    let entries = match knockd::daemon::journal::read(&path) {
         Ok((entries, _)) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
@@ -245,7 +245,7 @@ fn status(config: &Config) -> ExitCode {
             Ok(d) => format!("closes in {}s", d.as_secs()),
             Err(_) => "overdue (closes when knockd next runs)".to_string(),
         };
-        let (y, mo, d, h, mi, s) = knockd::clock::local_time(e.due);
+        let (y, mo, d, h, mi, s) = knockd::daemon::clock::local_time(e.due);
         print_line(format_args!(
             "{}\t{}\t{left}, at {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}\t{}",
             e.door, e.src, e.command
@@ -256,7 +256,7 @@ fn status(config: &Config) -> ExitCode {
 
 /// Tells systemd the daemon is capturing.
 fn ready() {
-    knockd::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    knockd::daemon::notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 }
 
 fn finish(result: Result<(), DaemonError>) -> ExitCode {
@@ -272,7 +272,7 @@ fn replay(cli: &Cli, config: &Config) -> ExitCode {
     let Some(path) = &cli.read else {
         return ExitCode::from(EX_USAGE);
     };
-    match daemon::replay(&settings(cli, config), config, path) {
+    match run::replay(&settings(cli, config), config, path) {
         Ok(s) => {
             print_line(format_args!(
                 "{}: {} frames, {} knocks, {} doors opened",
@@ -296,11 +296,11 @@ fn fail(e: &DaemonError) -> ExitCode {
 /// The sysexits code for a kind of failure.
 fn exit_code(e: &DaemonError) -> u8 {
     match e {
-        DaemonError::Capture(knockd::capture::CaptureError::OpenFile { .. }) => EX_NOINPUT,
+        DaemonError::Capture(knockd::daemon::capture::CaptureError::OpenFile { .. }) => EX_NOINPUT,
         DaemonError::Capture(_) => EX_UNAVAILABLE,
         DaemonError::Log(_) => EX_CANTCREAT,
-        DaemonError::Journal(knockd::journal::JournalError::Io { .. }) => EX_CANTCREAT,
-        DaemonError::Journal(knockd::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
+        DaemonError::Journal(knockd::daemon::journal::JournalError::Io { .. }) => EX_CANTCREAT,
+        DaemonError::Journal(knockd::daemon::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use clap::{ArgAction, Parser};
 
-use crate::knock::Proto;
+use crate::core::knock::Proto;
 
 /// Most `--retry` accepts: each retry knocks the whole sequence again, so
 /// an unbounded count is a knock flood, not persistence.

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use super::args::{parse_port_spec, PortSpec};
 use super::Family;
-use crate::knock::Proto;
+use crate::core::knock::Proto;
 
 /// Largest doors file read: far more than any hand-written list of doors.
 pub const MAX_DOORS_FILE: u64 = 1 << 20;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
-use crate::knock::Proto;
+use crate::core::knock::Proto;
 
 /// One hit of a sequence, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

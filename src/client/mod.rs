@@ -9,7 +9,7 @@
 //! packets) and [`relay`] (`--connect`).
 //!
 //! The client must not depend on the daemon's layers (config, wire, engine,
-//! capture, daemon): it shares only the vocabulary in [`crate::knock`].
+//! capture, daemon): it shares only the vocabulary in [`crate::core::knock`].
 
 pub mod args;
 pub mod doors;
@@ -23,13 +23,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::knock::Proto;
+use crate::core::knock::Proto;
 use args::Args;
 use hit::{Hit, HitError};
 use relay::RelayError;
 use resolve::ResolveError;
 
-pub use crate::sysexits::{
+pub use crate::core::sysexits::{
     EX_CONFIG, EX_IOERR, EX_NOHOST, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE,
 };
 

@@ -40,12 +40,15 @@
 //! (48 bytes each) plus an index sized for a load of at most one half (8
 //! bytes per slot of `cap`); all three grow with use up to those bounds.
 
+mod hint;
+
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use foldhash::fast::RandomState;
 
-use crate::knock::Timestamp;
+use crate::core::knock::Timestamp;
+use hint::{advise_huge_pages, prefetch};
 
 /// Index of a slab slot.
 pub(crate) type SlotId = u32;
@@ -504,48 +507,6 @@ fn grow_exact<T>(v: &mut Vec<T>, cap: usize) {
         v.reserve_exact(extra);
         advise_huge_pages(v);
     }
-}
-
-/// Asks the kernel to back a large table with 2 MiB pages. With a million
-/// sources the table spans ~50 MiB, and with 4 KiB pages nearly every
-/// lookup also misses the TLB; on kernels where transparent huge pages are
-/// "madvise" only (Debian's default), nothing happens unless we ask. A hint:
-/// if it fails, the table works the same, a little slower.
-fn advise_huge_pages<T>(v: &Vec<T>) {
-    const PAGE: usize = 4096;
-    const HUGE: usize = 2 << 20;
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes < 2 * HUGE {
-        return;
-    }
-    let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
-    let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
-    let Some(addr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
-        return;
-    };
-    if end > start {
-        // SAFETY: the range lies inside the vector's own allocation, rounded
-        // inwards to whole pages; MADV_HUGEPAGE only changes how the kernel
-        // backs those pages, never their contents or validity.
-        let _ = unsafe {
-            nix::sys::mman::madvise(addr, end - start, nix::sys::mman::MmapAdvise::MADV_HUGEPAGE)
-        };
-    }
-}
-
-/// Starts loading the cache line holding `r`. A hint only: it changes no
-/// state and cannot fault, so it is safe whatever it is given.
-#[inline(always)]
-fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` never dereferences in a way that can fault or
-    // be observed; any address is allowed, and this one is a live reference.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
 }
 
 /// Entries per index group: one 64-byte cache line.

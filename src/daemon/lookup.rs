@@ -17,8 +17,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::Event;
-use crate::knock::Timestamp;
+use crate::core::engine::Event;
+use crate::core::knock::Timestamp;
 
 /// How long a log line waits for its knocker's name.
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::config::io_reason;
+use crate::core::config::io_reason;
 
 /// Why the pid file could not be taken.
 #[derive(Debug, thiserror::Error)]

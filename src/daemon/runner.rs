@@ -19,8 +19,8 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::engine::{Command, CommandKind};
-use crate::knock::Timestamp;
+use crate::core::engine::{Command, CommandKind};
+use crate::core::knock::Timestamp;
 
 /// After this long a command still running is reported (not killed: it may
 /// be a slow firewall reload that must finish).
@@ -238,7 +238,7 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::monotonic_now;
+    use crate::daemon::clock::monotonic_now;
 
     fn cmd(kind: CommandKind, command: &str) -> Command {
         Command {

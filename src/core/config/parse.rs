@@ -13,7 +13,7 @@ use super::error::{Diagnostics, Warning};
 use super::onetime::next_one_time_sequence;
 use super::sequence::parse_sequence;
 use super::{Config, Door, FlagRule, Options, Reopen, SequenceSource};
-use crate::knock::TcpFlags;
+use crate::core::knock::TcpFlags;
 
 /// Stop collecting after this many errors: a binary file or a wrong path
 /// would otherwise produce one message per line.
@@ -595,7 +595,7 @@ fn placeholder_sequence() -> super::Sequence {
     // Built directly (the field is private to `config`): one step is valid.
     super::Sequence(vec![super::Step {
         port: 1,
-        proto: crate::knock::Proto::Tcp,
+        proto: crate::core::knock::Proto::Tcp,
     }])
 }
 

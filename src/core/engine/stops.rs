@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::knock::Timestamp;
+use crate::core::knock::Timestamp;
 
 /// A stop command waiting for its time; what the shell journals so a
 /// restarted daemon still closes the door.

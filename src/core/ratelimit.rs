@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::knock::Timestamp;
+use crate::core::knock::Timestamp;
 
 const WINDOW: Duration = Duration::from_secs(1);
 

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::config::io_reason;
+use crate::core::config::io_reason;
 
 const HEADER: &str = "# knockd-rs pending stop commands v1";
 

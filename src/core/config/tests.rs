@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
-use crate::knock::{Proto, TcpFlags};
+use crate::core::knock::{Proto, TcpFlags};
 
 const FILE: &str = "k.conf";
 

@@ -16,22 +16,22 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::capture::{CaptureError, FileCapture, LiveCapture, Stats};
-use crate::clock::{debug_stamp, monotonic_now, TimeBase};
-use crate::config::{self, Config, Door, OneTimeLine, Sequence, SequenceSource};
-use crate::engine::{Action, CommandKind, DoorId, Engine, Event, LocalAddrs, PendingStop};
-use crate::filter::build_filter;
-use crate::journal::{self, Journal, JournalError};
-use crate::knock::{Knock, Timestamp};
-use crate::lookup::{Line, Tagger};
-use crate::netif;
-use crate::netwatch::NetWatch;
-use crate::onetime_file;
-use crate::oplog::{LogOpenError, OperatorLog};
-use crate::ratelimit::LineLimiter;
-use crate::runner::{Outcome, Runner};
-use crate::signals::Signals;
-use crate::wire::{self, LinkType};
+use crate::core::config::{self, Config, Door, OneTimeLine, Sequence, SequenceSource};
+use crate::core::engine::{Action, CommandKind, DoorId, Engine, Event, LocalAddrs, PendingStop};
+use crate::core::filter::build_filter;
+use crate::core::knock::{Knock, Timestamp};
+use crate::core::ratelimit::LineLimiter;
+use crate::core::wire::{self, LinkType};
+use crate::daemon::capture::{CaptureError, FileCapture, LiveCapture, Stats};
+use crate::daemon::clock::{debug_stamp, monotonic_now, TimeBase};
+use crate::daemon::journal::{self, Journal, JournalError};
+use crate::daemon::lookup::{Line, Tagger};
+use crate::daemon::netif;
+use crate::daemon::netwatch::NetWatch;
+use crate::daemon::onetime_file;
+use crate::daemon::oplog::{LogOpenError, OperatorLog};
+use crate::daemon::runner::{Outcome, Runner};
+use crate::daemon::signals::Signals;
 
 /// How long shutdown waits for the stop commands it started.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -504,10 +504,10 @@ impl Pipeline {
         self.flush_lookups();
     }
 
-    /// Gives the lookups still running up to [`crate::lookup::LOOKUP_WAIT`]
+    /// Gives the lookups still running up to [`crate::daemon::lookup::LOOKUP_WAIT`]
     /// of real time (end of a replay, whose clock raced ahead of them).
     pub fn finish_lookups(&mut self) {
-        let until = monotonic_now() + crate::lookup::LOOKUP_WAIT;
+        let until = monotonic_now() + crate::daemon::lookup::LOOKUP_WAIT;
         while self
             .tagger
             .as_ref()
@@ -697,7 +697,7 @@ impl Daemon {
     /// Serves until SIGTERM/SIGINT, then runs every pending stop command,
     /// logs capture statistics and `shutting down`.
     pub fn run(mut self) -> Result<(), DaemonError> {
-        let mut batch: Vec<Knock> = Vec::with_capacity(crate::capture::BATCH);
+        let mut batch: Vec<Knock> = Vec::with_capacity(crate::daemon::capture::BATCH);
         // A failure still goes through the shutdown below: pending stops
         // run and `shutting down` is logged before the error is returned.
         let mut failure = None;
@@ -760,14 +760,14 @@ impl Daemon {
                     break;
                 }
                 if pending.reload {
-                    crate::notify::notify("RELOADING=1");
+                    crate::daemon::notify::notify("RELOADING=1");
                     reload(&self.settings, &mut self.pipe);
                     // The new doors' filter is in place before anyone is
                     // told the reload is done.
                     if self.pipe.filter_stale {
                         self.install_filter(monotonic_now());
                     }
-                    crate::notify::notify("READY=1");
+                    crate::daemon::notify::notify("READY=1");
                 }
             }
             for i in ready {
@@ -780,7 +780,7 @@ impl Daemon {
                 self.install_filter(monotonic_now());
             }
         }
-        crate::notify::notify("STOPPING=1");
+        crate::daemon::notify::notify("STOPPING=1");
         let now = monotonic_now();
         self.pipe.close_all(now);
         for slot in &mut self.slots {

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::knock::{Proto, TcpFlags};
+use crate::core::knock::{Proto, TcpFlags};
 
 pub use error::{ConfigError, Diagnostics, Warning};
 pub use onetime::{next_one_time_sequence, OneTimeLine};

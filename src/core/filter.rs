@@ -50,8 +50,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::config::{Door, FlagRule};
-use crate::knock::{Proto, TcpFlags};
+use crate::core::config::{Door, FlagRule};
+use crate::core::knock::{Proto, TcpFlags};
 
 /// The filter installed when no door can be knocked (no doors, or no
 /// address to knock on). There is no `false` in pcap syntax, and a filter
@@ -337,7 +337,7 @@ fn render_ipv6_extension_clause(hosts: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{parse_sequence, Door};
+    use crate::core::config::{parse_sequence, Door};
     use etherparse::PacketBuilder;
     use pcap::Linktype;
 
@@ -550,7 +550,7 @@ mod tests {
             "(dst host 192.0.2.1 and udp dst port 8000)"
         );
         let only_tcp = Door {
-            sequence: crate::config::SequenceSource::Fixed(parse_sequence("7000").unwrap()),
+            sequence: crate::core::config::SequenceSource::Fixed(parse_sequence("7000").unwrap()),
             ..d
         };
         assert_eq!(build(&[only_tcp], &[V4], false), MATCH_NOTHING);

@@ -13,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::clock::log_stamp;
+use crate::daemon::clock::log_stamp;
 
 /// The log file could not be opened: the daemon does not start (knockd 0.8
 /// prints a warning and runs without its log, so watchers see nothing).
@@ -132,7 +132,7 @@ fn open_append(path: &Path) -> Result<File, LogOpenError> {
         .open(path)
         .map_err(|e| LogOpenError {
             path: path.display().to_string(),
-            reason: crate::config::io_reason(&e),
+            reason: crate::core::config::io_reason(&e),
         })
 }
 

@@ -13,14 +13,14 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-use crate::config::{Options, DEFAULT_PID_FILE};
+use crate::core::config::{Options, DEFAULT_PID_FILE};
 
 /// Config path when `-c` is not given, as knockd.
 pub const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 /// Interface when neither `-i` nor `Interface` names one, as knockd.
 pub const DEFAULT_INTERFACE: &str = "eth0";
 
-pub use crate::sysexits::{
+pub use crate::core::sysexits::{
     EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
 

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::knock::Timestamp;
+use crate::core::knock::Timestamp;
 
 /// Now on the clock live knocks are stamped with.
 ///

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::{Sequence, Step, MAX_SEQUENCE_LEN};
-use crate::knock::Proto;
+use crate::core::knock::Proto;
 
 /// Why a sequence text is not valid. Displays as the "what is wrong" part of
 /// a config message.

@@ -28,7 +28,7 @@ use etherparse::{
 };
 use thiserror::Error;
 
-use crate::knock::{Knock, Proto, TcpFlags, Timestamp};
+use crate::core::knock::{Knock, Proto, TcpFlags, Timestamp};
 
 /// A link-layer header format this daemon can decode.
 ///

@@ -12,7 +12,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::config::{next_one_time_sequence, parse_sequence, OneTimeLine, Warning};
+use crate::core::config::{next_one_time_sequence, parse_sequence, OneTimeLine, Warning};
 
 /// Longest line looked at when checking what is at the recorded offset.
 const MAX_LINE: u64 = 4096;

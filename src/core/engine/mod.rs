@@ -29,8 +29,8 @@ use std::time::Duration;
 pub use action::{substitute_ip, Action, Command, CommandKind, DoorId, Event};
 pub use stops::PendingStop;
 
-use crate::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
-use crate::knock::{Knock, Proto, Timestamp};
+use crate::core::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
+use crate::core::knock::{Knock, Proto, Timestamp};
 use attempts::{Attempts, Insert, Source};
 use stops::Stops;
 

@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-use crate::wire::{LinkType, UnsupportedLinkType};
+use crate::core::wire::{LinkType, UnsupportedLinkType};
 
 /// Bytes kept of each packet: enough for link, VLAN, IPv6 extension and
 /// TCP headers; knocks carry no payload worth copying.

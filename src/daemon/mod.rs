@@ -1,0 +1,24 @@
+//! The shell: carries out what the core decides.
+//!
+//! It owns every file, process, socket, clock and signal of the daemon:
+//! capture (pcap and its BPF filter), the poll loop, the command runner,
+//! the journal and one-time files, the operator log, host-name lookups,
+//! signals, netlink, the pid file, detaching, systemd notification and the
+//! `knockd` command line. No rule of the SPEC lives here: where a decision
+//! is needed, it asks [`crate::core`].
+
+pub mod capture;
+pub mod cli;
+pub mod clock;
+pub mod detach;
+pub mod journal;
+pub mod lookup;
+pub mod netif;
+pub mod netwatch;
+pub mod notify;
+pub mod onetime_file;
+pub mod oplog;
+pub mod pidfile;
+pub mod run;
+pub mod runner;
+pub mod signals;
