@@ -26,37 +26,17 @@
 //! journal notices are not rendered. After each input, the `>` lines that
 //! follow must equal everything the engine emitted, exactly.
 
-use std::io::Write;
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
 
-use knockd::core::config::{parse_sequence, parse_str};
-use knockd::core::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs};
-use knockd::core::knock::{Knock, Proto, TcpFlags, Timestamp};
+use knockd::core::config::onetime::first_live;
+use knockd::core::config::{parse_sequence, parse_str, SequenceSource};
+use knockd::core::engine::{Action, CommandKind, DoorId, Engine, LocalAddrs, OpenId};
 
-fn time(s: &str) -> Timestamp {
-    let secs: f64 = s.parse().unwrap_or_else(|_| panic!("bad time {s}"));
-    Timestamp::from_nanos((secs * 1e9).round() as u64)
-}
+mod fixture;
+use fixture::{time, Fixture};
 
-fn flags(s: &str) -> TcpFlags {
-    let mut f = TcpFlags::default();
-    for c in s.chars() {
-        f |= match c {
-            'F' => TcpFlags::FIN,
-            'S' => TcpFlags::SYN,
-            'R' => TcpFlags::RST,
-            'P' => TcpFlags::PSH,
-            'A' => TcpFlags::ACK,
-            'U' => TcpFlags::URG,
-            '.' => TcpFlags::default(),
-            _ => panic!("bad flag letter {c}"),
-        };
-    }
-    f
-}
-
-fn render(action: &Action) -> Option<String> {
+fn render(action: &Action, door_names: &[String]) -> Option<String> {
     Some(match action {
         Action::Log(e) => format!("log {e}"),
         Action::Run(c) => format!(
@@ -65,42 +45,52 @@ fn render(action: &Action) -> Option<String> {
                 CommandKind::Start => "start",
                 CommandKind::Stop => "stop",
             },
-            c.door,
+            c.name,
             c.command
         ),
-        Action::OneTimeUsed { name, .. } => format!("used {name}"),
+        Action::OneTimeUsed { door } => format!("used {}", door_names[door.0 as usize]),
         Action::StopsChanged => return None,
     })
+}
+
+/// A knock without `-> dst` goes to our first address of its family.
+fn default_dst(local: &[IpAddr], src: IpAddr) -> IpAddr {
+    local
+        .iter()
+        .find(|a| a.is_ipv6() == src.is_ipv6())
+        .copied()
+        .unwrap_or_else(|| {
+            if src.is_ipv6() {
+                "2001:db8::1".parse().unwrap()
+            } else {
+                "192.0.2.1".parse().unwrap()
+            }
+        })
 }
 
 struct Run {
     engine: Engine,
     local: Vec<IpAddr>,
     door_names: Vec<String>,
+    /// The last start command run per (door name, source): what
+    /// `start-failed` reports as failed.
+    starts: HashMap<(String, IpAddr), (DoorId, OpenId)>,
     out: Vec<String>,
 }
 
 impl Run {
     fn drain(&mut self) {
         while let Some(a) = self.engine.poll_action() {
-            if let Some(line) = render(&a) {
+            if let Action::Run(c) = &a {
+                if let (CommandKind::Start, Some(door), Some(open)) = (c.kind, c.door, c.open) {
+                    self.starts
+                        .insert((c.name.to_string(), c.src), (door, open));
+                }
+            }
+            if let Some(line) = render(&a, &self.door_names) {
                 self.out.push(line);
             }
         }
-    }
-
-    fn default_dst(&self, src: IpAddr) -> IpAddr {
-        self.local
-            .iter()
-            .find(|a| a.is_ipv6() == src.is_ipv6())
-            .copied()
-            .unwrap_or_else(|| {
-                if src.is_ipv6() {
-                    "2001:db8::1".parse().unwrap()
-                } else {
-                    "192.0.2.1".parse().unwrap()
-                }
-            })
     }
 
     /// Applies one input line; returns false for a line that is not one.
@@ -119,8 +109,9 @@ impl Run {
             }
             "close-all" => self.engine.close_all(time(words[1])),
             "start-failed" => {
-                let door: std::sync::Arc<str> = std::sync::Arc::from(words[1]);
-                self.engine.start_failed(&door, words[2].parse().unwrap());
+                let src: IpAddr = words[2].parse().unwrap();
+                let (door, open) = self.starts[&(words[1].to_string(), src)];
+                self.engine.start_failed(door, src, open);
             }
             "next" => {
                 let got = self.engine.poll_timeout().map(|t| t.to_string());
@@ -141,134 +132,43 @@ impl Run {
                 self.engine.set_sequence(DoorId(d as u16), seq);
             }
             _ => {
-                // A knock: time src proto port [flags] [-> dst]
-                let at = time(words[0]);
-                let src: IpAddr = words[1].parse().unwrap();
-                let proto = match words[2] {
-                    "tcp" => Proto::Tcp,
-                    "udp" => Proto::Udp,
-                    p => panic!("bad proto {p}"),
-                };
-                let dst_port: u16 = words[3].parse().unwrap();
-                let mut rest = &words[4..];
-                let mut tcp_flags = TcpFlags::default();
-                if proto == Proto::Tcp {
-                    tcp_flags = TcpFlags::SYN;
-                    if let Some(f) = rest.first().filter(|w| **w != "->") {
-                        tcp_flags = flags(f);
-                        rest = &rest[1..];
-                    }
-                }
-                let dst = match rest {
-                    ["->", d] => d.parse().unwrap(),
-                    [] => self.default_dst(src),
-                    _ => panic!("bad knock line {line}"),
-                };
-                self.engine.handle_knock(&Knock {
-                    at,
-                    src,
-                    dst,
-                    proto,
-                    dst_port,
-                    tcp_flags,
-                });
+                let local = self.local.clone();
+                let k = fixture::knock(&words, |src| default_dst(&local, src));
+                self.engine.handle_knock(&k);
             }
         }
     }
 }
 
 fn run_scenario(name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios")
-        .join(format!("{name}.txt"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut config_text = String::new();
-    let mut onetime_text = String::new();
-    let mut events: Vec<(usize, &str)> = Vec::new();
-    let mut part = "";
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        match line {
-            "config:" | "onetime:" | "events:" => {
-                part = line;
-                continue;
-            }
-            _ => {}
-        }
-        match part {
-            "config:" => {
-                config_text.push_str(raw);
-                config_text.push('\n');
-            }
-            "onetime:" => {
-                onetime_text.push_str(raw);
-                onetime_text.push('\n');
-            }
-            "events:" if !line.is_empty() && !line.starts_with('#') => events.push((i + 1, line)),
-            _ => {}
+    let f = Fixture::read("scenarios", name);
+    let config_text = f.configs[""].replace("%ONETIME%", "/virtual/otp");
+    let (mut config, _) = parse_str(&config_text, &f.path)
+        .unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
+    // The shell's resolve step, against the in-memory file.
+    for door in &mut config.doors {
+        if let SequenceSource::OneTime { path, current, .. } = &mut door.sequence {
+            *current = first_live(f.onetime.as_bytes(), path, |_| false, &mut Vec::new());
         }
     }
-    let mut onetime = tempfile::NamedTempFile::new().unwrap();
-    onetime.write_all(onetime_text.as_bytes()).unwrap();
-    let config_text = config_text.replace("%ONETIME%", &onetime.path().display().to_string());
-    let (config, _) =
-        parse_str(&config_text, &path).unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
     let mut run = Run {
         engine: Engine::new(&config, LocalAddrs::Any),
         local: Vec::new(),
         door_names: config.doors.iter().map(|d| d.name.clone()).collect(),
+        starts: HashMap::new(),
         out: Vec::new(),
     };
-    let mut failures = Vec::new();
-    let mut i = 0;
-    while i < events.len() {
-        let (lineno, line) = events[i];
-        i += 1;
-        if line.starts_with('>') {
-            failures.push(format!(
-                "{name}.txt:{lineno}: expectation with no input before it"
-            ));
-            continue;
-        }
+    f.check(|line| {
         let input = line.split(" #").next().unwrap_or(line).trim();
         run.out.clear();
         run.input(input);
         run.drain();
-        let mut want = Vec::new();
-        while i < events.len() && events[i].1.starts_with('>') {
-            want.push(events[i].1[1..].trim().to_string());
-            i += 1;
-        }
-        if run.out != want {
-            failures.push(format!(
-                "{name}.txt:{lineno}: after `{input}`\n  want: {want:#?}\n  got:  {:#?}",
-                run.out
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        std::mem::take(&mut run.out)
+    });
 }
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        $(#[test] fn $name() { run_scenario(stringify!($name)); })*
-
-        /// Every file in tests/scenarios/ is listed above, so none is
-        /// silently skipped.
-        #[test]
-        fn every_scenario_file_is_run() {
-            let listed = [$(stringify!($name)),*];
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let name = entry.unwrap().file_name().into_string().unwrap();
-                let stem = name.trim_end_matches(".txt");
-                assert!(listed.contains(&stem), "tests/scenarios/{name} is not listed in scenarios!");
-            }
-        }
-    };
-}
-
-scenarios!(
+fixture_tests!(
+    "scenarios", run_scenario:
     basic_open,
     ipv6_commands,
     two_sources_interleaved,

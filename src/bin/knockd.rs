@@ -15,8 +15,10 @@ use knockd::core::config::{self, Config, Warning};
 use knockd::daemon::cli::{
     self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
+use knockd::daemon::config_file;
 use knockd::daemon::pidfile::PidFile;
-use knockd::daemon::run::{self, Daemon, DaemonError, Settings};
+use knockd::daemon::run::{Daemon, DaemonError};
+use knockd::daemon::settings::Settings;
 
 fn main() -> ExitCode {
     run(std::env::args_os())
@@ -79,8 +81,8 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 /// Reads the config at `path`, printing warnings and errors to stderr, one
 /// line each. `None` when the daemon must not start.
 fn load_config(path: &Path) -> Option<(Config, Vec<Warning>)> {
-    let mut warnings = config::permission_warnings(path);
-    match config::load(path) {
+    let mut warnings = config_file::permission_warnings(path);
+    match config_file::load(path) {
         Ok((config, parse_warnings)) => {
             warnings.extend(parse_warnings);
             for w in &warnings {
@@ -218,11 +220,7 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
 /// `--status`: the open doors as the journal of pending stop commands has
 /// them — door, knocker, and when the door closes.
 fn status(config: &Config) -> ExitCode {
-    let path = config
-        .options
-        .state_file
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from(config::DEFAULT_STATE_FILE));
+    let path = config.options.state_file_path();
     let entries = match knockd::daemon::journal::read(&path) {
         Ok((entries, _)) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -272,7 +270,7 @@ fn replay(cli: &Cli, config: &Config) -> ExitCode {
     let Some(path) = &cli.read else {
         return ExitCode::from(EX_USAGE);
     };
-    match run::replay(&settings(cli, config), config, path) {
+    match knockd::daemon::replay::replay(&settings(cli, config), config, path) {
         Ok(s) => {
             print_line(format_args!(
                 "{}: {} frames, {} knocks, {} doors opened",

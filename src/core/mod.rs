@@ -25,5 +25,6 @@ pub mod engine;
 pub mod filter;
 pub mod knock;
 pub mod ratelimit;
+pub mod service;
 pub mod sysexits;
 pub mod wire;

@@ -89,17 +89,18 @@ impl LineLimiter {
             .min()
     }
 
-    /// The summary lines of every window that ended by `now`; those windows
-    /// start over.
-    pub fn summaries(&mut self, now: Timestamp) -> Vec<String> {
+    /// The lines per second allowed per door (0: no limit).
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// For every window that ended by `now` with lines held back: the door
+    /// and how many, sorted by door; those windows start over.
+    pub fn summaries(&mut self, now: Timestamp) -> Vec<(Arc<str>, u64)> {
         let mut out = Vec::new();
-        let rate = self.rate;
         for (door, w) in self.doors.iter_mut() {
             if w.suppressed > 0 && now >= w.start + WINDOW {
-                out.push(format!(
-                    "{door}: {} stage and sequence timeout lines not logged in the last second (more than {rate}/s)",
-                    w.suppressed
-                ));
+                out.push((door.clone(), w.suppressed));
                 *w = Window {
                     start: now,
                     written: 0,
@@ -131,10 +132,7 @@ mod tests {
         assert!(l.allow(&other, ms(5)));
         assert_eq!(l.next_due(), Some(ms(1000)));
         assert!(l.summaries(ms(999)).is_empty());
-        assert_eq!(
-            l.summaries(ms(1000)),
-            vec!["ssh: 2 stage and sequence timeout lines not logged in the last second (more than 3/s)"]
-        );
+        assert_eq!(l.summaries(ms(1000)), vec![(door.clone(), 2)]);
         assert_eq!(l.next_due(), None);
         assert!(l.allow(&door, ms(1001)));
     }

@@ -17,8 +17,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::{Duration, SystemTime};
 
-use crate::core::engine::Event;
 use crate::core::knock::Timestamp;
+use crate::core::service::Notice;
 
 /// How long a log line waits for its knocker's name.
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(2);
@@ -26,17 +26,10 @@ const MAX_CACHE: usize = 4096;
 const MAX_WAITING_LINES: usize = 1024;
 const MAX_IN_FLIGHT: usize = 64;
 
-/// A log message: an engine event (which may name a knocker) or plain text.
-#[derive(Debug, Clone)]
-pub enum Line {
-    Event(Event),
-    Text(String),
-}
-
 struct Waiting {
     wall: SystemTime,
     deadline: Timestamp,
-    line: Line,
+    line: Notice,
 }
 
 /// Host-name lookups and the log lines waiting for them.
@@ -88,11 +81,9 @@ impl Tagger {
 
     /// Queues a line to be written at `wall`; a knocker not yet known gets
     /// a lookup.
-    pub fn push(&mut self, now: Timestamp, wall: SystemTime, line: Line) {
-        if let Line::Event(e) = &line {
-            if let Some(ip) = e.src() {
-                self.request(ip);
-            }
+    pub fn push(&mut self, now: Timestamp, wall: SystemTime, line: Notice) {
+        if let Some(ip) = line.src() {
+            self.request(ip);
         }
         if self.waiting.len() >= MAX_WAITING_LINES {
             // Too much waiting (a flood with -l): stop waiting for anyone.
@@ -139,10 +130,7 @@ impl Tagger {
         }
         let mut out = Vec::new();
         while let Some(front) = self.waiting.front() {
-            let src = match &front.line {
-                Line::Event(e) => e.src(),
-                Line::Text(_) => None,
-            };
+            let src = front.line.src();
             let known = src.is_none_or(|ip| self.cache.contains_key(&ip));
             if !known && now < front.deadline {
                 break;
@@ -164,17 +152,12 @@ impl Tagger {
             .collect()
     }
 
-    fn render(&self, line: &Line) -> String {
-        match line {
-            Line::Text(t) => t.clone(),
-            Line::Event(e) => {
-                let host = e
-                    .src()
-                    .and_then(|ip| self.cache.get(&ip))
-                    .and_then(|n| n.as_deref());
-                e.with_host(host).to_string()
-            }
-        }
+    fn render(&self, line: &Notice) -> String {
+        let host = line
+            .src()
+            .and_then(|ip| self.cache.get(&ip))
+            .and_then(|n| n.as_deref());
+        line.with_host(host).to_string()
     }
 
     /// When the oldest waiting line stops waiting.
@@ -195,8 +178,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn stage(ip: &str) -> Line {
-        Line::Event(Event::Stage {
+    use crate::core::engine::Event;
+
+    fn stage(ip: &str) -> Notice {
+        Notice::Event(Event::Stage {
             src: ip.parse().unwrap(),
             door: Arc::from("d"),
             stage: 1,
@@ -224,7 +209,14 @@ mod tests {
         let now = Timestamp::from_nanos(1);
         let wall = SystemTime::now();
         t.push(now, wall, stage("192.0.2.1"));
-        t.push(now, wall, Line::Text("d: running command: x".into()));
+        t.push(
+            now,
+            wall,
+            Notice::RunningCommand {
+                door: Arc::from("d"),
+                command: "x".into(),
+            },
+        );
         t.push(now, wall, stage("192.0.2.2"));
         assert_eq!(
             wait_ready(&mut t, now, 3),

@@ -1,123 +1,79 @@
-//! Using up a line of a one-time-sequences file: `#` written over its
-//! first byte, in place, then the next valid line found.
+//! One-time-sequences files on disk: reading them (bounded), and using up a
+//! line by writing `#` over its first byte, in place.
 //!
-//! knockd 0.8 finds the line to mark by re-reading the file and counting
-//! positions, and gets it wrong when an invalid line precedes the live one,
-//! so a used sequence can open twice. Here the line's byte offset was
-//! recorded when it was read, and the bytes there are checked to still hold
-//! that sequence before anything is written. A one-byte write cannot be
-//! torn, so a crash leaves either the old or the new file.
+//! What the bytes mean, and which byte to write, is decided by
+//! [`crate::core::config::onetime`]; this module only moves bytes. A
+//! one-byte write cannot be torn, so a crash leaves either the old or the
+//! new file.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::core::config::{next_one_time_sequence, parse_sequence, OneTimeLine, Warning};
+use crate::core::config::onetime::{locate_used, MAX_ONE_TIME_FILE_BYTES};
+use crate::core::config::OneTimeLine;
 
-/// Longest line looked at when checking what is at the recorded offset.
-const MAX_LINE: u64 = 4096;
+/// The whole file at `path`, refusing a directory or one larger than
+/// [`MAX_ONE_TIME_FILE_BYTES`].
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    read_from(&mut File::open(path)?)
+}
 
-/// Marks `used` in the file at `path` and returns the next live line
-/// (`None`: none left). If the file was edited and the recorded offset no
-/// longer holds the used sequence, the first unused line holding it is
-/// marked instead; if there is none, nothing is written.
-pub fn consume(
-    path: &Path,
-    used: &OneTimeLine,
-    warnings: &mut Vec<Warning>,
-) -> io::Result<Option<OneTimeLine>> {
+fn read_from(file: &mut File) -> io::Result<Vec<u8>> {
+    if file.metadata()?.is_dir() {
+        return Err(io::Error::other("is a directory"));
+    }
+    let mut text = Vec::new();
+    Read::by_ref(file)
+        .take(MAX_ONE_TIME_FILE_BYTES + 1)
+        .read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_ONE_TIME_FILE_BYTES {
+        return Err(io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_ONE_TIME_FILE_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// Whether the file can be opened for writing (it is not changed).
+pub fn writable(path: &Path) -> bool {
+    OpenOptions::new().write(true).open(path).is_ok()
+}
+
+/// Marks `used` as used in the file at `path` (synced), and returns the
+/// file's bytes as they are now. When no line holds the used sequence any
+/// more (the file was edited), nothing is written.
+pub fn use_line(path: &Path, used: &OneTimeLine) -> io::Result<Vec<u8>> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-    let offset = if holds_sequence(&mut file, used.offset, used)? {
-        Some(used.offset)
-    } else {
-        find_unused(path, used)?
-    };
-    if let Some(offset) = offset {
+    let mut text = read_from(&mut file)?;
+    if let Some(offset) = locate_used(&text, used) {
         file.seek(SeekFrom::Start(offset))?;
         file.write_all(b"#")?;
         file.sync_data()?;
-    }
-    // Invalid lines above the used one were reported when the file was
-    // first read; only say something about the lines newly reached.
-    let mut found = Vec::new();
-    let next = next_one_time_sequence(path, &mut found)?;
-    warnings.extend(
-        found
-            .into_iter()
-            .filter(|w| w.line.is_none_or(|l| l > used.line)),
-    );
-    Ok(next)
-}
-
-/// The first valid, unused line after `used`, without writing anything:
-/// what a dry run moves on to.
-pub fn peek_after(path: &Path, used: &OneTimeLine) -> io::Result<Option<OneTimeLine>> {
-    let text = std::fs::read(path)?;
-    let mut offset = 0u64;
-    for (i, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
-        let start = offset;
-        offset += line.len() as u64;
-        if start <= used.offset {
-            continue;
-        }
-        let Ok(s) = std::str::from_utf8(line) else {
-            continue;
-        };
-        let t = s.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if let Ok(sequence) = parse_sequence(t) {
-            return Ok(Some(OneTimeLine {
-                sequence,
-                line: i + 1,
-                offset: start,
-            }));
+        if let Some(byte) = usize::try_from(offset).ok().and_then(|o| text.get_mut(o)) {
+            *byte = b'#';
         }
     }
-    Ok(None)
-}
-
-fn holds_sequence(file: &mut std::fs::File, offset: u64, used: &OneTimeLine) -> io::Result<bool> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    Read::by_ref(file).take(MAX_LINE).read_to_end(&mut buf)?;
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let Ok(text) = std::str::from_utf8(line) else {
-        return Ok(false);
-    };
-    let text = text.trim();
-    Ok(!text.starts_with('#') && parse_sequence(text).is_ok_and(|s| s == used.sequence))
-}
-
-/// The offset of the first unused line holding `used`'s sequence.
-fn find_unused(path: &Path, used: &OneTimeLine) -> io::Result<Option<u64>> {
-    let text = std::fs::read(path)?;
-    let mut offset = 0u64;
-    for line in text.split_inclusive(|&b| b == b'\n') {
-        if let Ok(s) = std::str::from_utf8(line) {
-            let t = s.trim();
-            if !t.starts_with('#') && parse_sequence(t).is_ok_and(|seq| seq == used.sequence) {
-                return Ok(Some(offset));
-            }
-        }
-        offset += line.len() as u64;
-    }
-    Ok(None)
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::config::onetime::first_live;
 
     fn setup(text: &str) -> (tempfile::TempDir, std::path::PathBuf, OneTimeLine) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("otp");
         std::fs::write(&path, text).unwrap();
-        let live = next_one_time_sequence(&path, &mut Vec::new())
-            .unwrap()
-            .unwrap();
+        let live = first_live(text.as_bytes(), &path, |_| false, &mut Vec::new()).unwrap();
         (dir, path, live)
+    }
+
+    fn next(text: &[u8]) -> Option<String> {
+        first_live(text, Path::new("otp"), |_| false, &mut Vec::new())
+            .map(|l| l.sequence.to_string())
     }
 
     #[test]
@@ -125,14 +81,16 @@ mod tests {
         // knockd 0.8 marks the wrong line here and the sequence opens twice.
         let (_d, path, live) = setup("7000,abc\n 1111,2222\n3333,4444\n");
         assert_eq!(live.sequence.to_string(), "1111:tcp,2222:tcp");
-        let next = consume(&path, &live, &mut Vec::new()).unwrap().unwrap();
-        assert_eq!(next.sequence.to_string(), "3333:tcp,4444:tcp");
+        let text = use_line(&path, &live).unwrap();
+        assert_eq!(text, std::fs::read(&path).unwrap(), "the bytes as written");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "7000,abc\n#1111,2222\n3333,4444\n"
         );
-        let none = consume(&path, &next, &mut Vec::new()).unwrap();
-        assert_eq!(none, None);
+        let live = first_live(&text, &path, |_| false, &mut Vec::new()).unwrap();
+        assert_eq!(live.sequence.to_string(), "3333:tcp,4444:tcp");
+        let text = use_line(&path, &live).unwrap();
+        assert_eq!(next(&text), None);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "7000,abc\n#1111,2222\n#333,4444\n"
@@ -143,33 +101,37 @@ mod tests {
     fn an_edited_file_marks_the_line_that_holds_the_sequence() {
         let (_d, path, live) = setup("1111,2222\n3333\n");
         std::fs::write(&path, "# new comment line\n5555\n1111,2222\n3333\n").unwrap();
-        let next = consume(&path, &live, &mut Vec::new()).unwrap().unwrap();
+        let text = use_line(&path, &live).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "# new comment line\n5555\n#111,2222\n3333\n"
         );
-        assert_eq!(next.sequence.to_string(), "5555:tcp");
-    }
-
-    #[test]
-    fn peek_after_moves_on_without_writing() {
-        let (_d, path, live) = setup("1111\nbad,x\n2222\n");
-        let next = peek_after(&path, &live).unwrap().unwrap();
-        assert_eq!(next.sequence.to_string(), "2222:tcp");
-        assert_eq!(next.line, 3);
-        assert_eq!(peek_after(&path, &next).unwrap(), None);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "1111\nbad,x\n2222\n"
-        );
+        assert_eq!(next(&text).as_deref(), Some("5555:tcp"));
     }
 
     #[test]
     fn a_sequence_no_longer_in_the_file_writes_nothing() {
         let (_d, path, live) = setup("1111,2222\n");
         std::fs::write(&path, "9999\n").unwrap();
-        let next = consume(&path, &live, &mut Vec::new()).unwrap().unwrap();
+        let text = use_line(&path, &live).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "9999\n");
-        assert_eq!(next.sequence.to_string(), "9999:tcp");
+        assert_eq!(next(&text).as_deref(), Some("9999:tcp"));
+    }
+
+    #[test]
+    fn missing_directory_and_oversized_files_are_errors() {
+        assert!(read(Path::new("/nonexistent/otp")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()).unwrap_err().to_string(), "is a directory");
+        let big = dir.path().join("big");
+        let f = File::create(&big).unwrap();
+        f.set_len(MAX_ONE_TIME_FILE_BYTES + 1).unwrap();
+        assert_eq!(read(&big).unwrap_err().to_string(), "larger than 16 MiB");
+        let (_d, path, live) = setup("1111\n");
+        std::fs::write(&path, vec![b'#'; MAX_ONE_TIME_FILE_BYTES as usize + 1]).unwrap();
+        assert!(
+            use_line(&path, &live).is_err(),
+            "the cap holds when marking too"
+        );
     }
 }

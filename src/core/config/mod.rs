@@ -1,12 +1,14 @@
 //! knockd.conf: the typed, validated configuration and its parser.
 //!
 //! This module owns turning text into doors and options, and every message
-//! about what is wrong with that text. It must not open captures, run
-//! commands or know about the engine; the only files it reads are the config
-//! itself and a door's one-time-sequences file.
+//! about what is wrong with that text. It reads no file: the shell opens
+//! the config and hands over a reader, then resolves each door's
+//! one-time-sequences file (reads it, checks it can be written) with
+//! [`onetime`], the one reader of that format. It must not open captures,
+//! run commands or know about the engine.
 
 mod error;
-mod onetime;
+pub mod onetime;
 mod parse;
 mod sequence;
 #[cfg(test)]
@@ -20,8 +22,8 @@ use std::time::Duration;
 use crate::core::knock::{Proto, TcpFlags};
 
 pub use error::{ConfigError, Diagnostics, Warning};
-pub use onetime::{next_one_time_sequence, OneTimeLine};
-pub use parse::{io_reason, load, parse_reader, parse_str, permission_warnings, Parsed};
+pub use onetime::OneTimeLine;
+pub use parse::{io_reason, parse_partial, parse_reader, parse_str, Parsed, MAX_CONFIG_BYTES};
 pub use sequence::{parse_sequence, SequenceError};
 
 /// knockd's default `Seq_Timeout`, in seconds.
@@ -67,6 +69,16 @@ pub struct Options {
     /// `LogRate` (ours): stage and sequence-timeout lines per second per
     /// door before the rest are counted instead of written; 0: no limit.
     pub log_rate: u32,
+}
+
+impl Options {
+    /// The journal of pending stop commands: `StateFile`, or the default.
+    /// The one place that default is applied.
+    pub fn state_file_path(&self) -> PathBuf {
+        self.state_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE))
+    }
 }
 
 impl Default for Options {
@@ -145,17 +157,24 @@ pub enum SequenceSource {
     /// successful knock uses it up.
     OneTime {
         path: PathBuf,
-        /// The live line, as found when the config was read.
-        current: OneTimeLine,
+        /// Line of the directive and its key as written, for messages
+        /// about the file.
+        directive_line: usize,
+        directive_key: String,
+        /// The live line. The parser leaves it `None`; the shell's resolve
+        /// step reads the file and fills it in. `None` after that means no
+        /// unused line is left: the door is disabled.
+        current: Option<OneTimeLine>,
     },
 }
 
 impl SequenceSource {
-    /// The sequence that opens the door now.
-    pub fn current(&self) -> &Sequence {
+    /// The sequence that opens the door now (`None`: a one-time door with
+    /// no sequence left, or not resolved yet).
+    pub fn current(&self) -> Option<&Sequence> {
         match self {
-            SequenceSource::Fixed(seq) => seq,
-            SequenceSource::OneTime { current, .. } => &current.sequence,
+            SequenceSource::Fixed(seq) => Some(seq),
+            SequenceSource::OneTime { current, .. } => current.as_ref().map(|c| &c.sequence),
         }
     }
 }
@@ -298,9 +317,27 @@ fn fmt_secs(d: Duration) -> String {
 impl Door {
     /// The one-line summary `knockd --check` prints for the door.
     pub fn summary(&self) -> String {
-        let mut s = format!("[{}] sequence {}", self.name, self.sequence.current());
-        if let SequenceSource::OneTime { path, current } = &self.sequence {
-            s.push_str(&format!(" (one-time, {}:{})", path.display(), current.line));
+        let mut s = format!("[{}] sequence ", self.name);
+        match &self.sequence {
+            SequenceSource::Fixed(seq) => s.push_str(&seq.to_string()),
+            SequenceSource::OneTime {
+                path,
+                current: Some(current),
+                ..
+            } => s.push_str(&format!(
+                "{} (one-time, {}:{})",
+                current.sequence,
+                path.display(),
+                current.line
+            )),
+            SequenceSource::OneTime {
+                path,
+                current: None,
+                ..
+            } => s.push_str(&format!(
+                "none (one-time, {}: no unused line left, door disabled)",
+                path.display()
+            )),
         }
         s.push_str(&format!(
             ", seq_timeout {}, tcpflags {}",

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{Diagnostics, Warning};
-use super::onetime::next_one_time_sequence;
 use super::sequence::parse_sequence;
 use super::{Config, Door, FlagRule, Options, Reopen, SequenceSource};
 use crate::core::knock::TcpFlags;
@@ -21,7 +20,7 @@ const MAX_ERRORS: usize = 100;
 
 /// Largest config file read. A real knockd.conf is a few KiB; the cap keeps a
 /// wrong path (`/dev/zero`, a huge log) from exhausting memory.
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Largest timeout accepted, so deadline arithmetic can never overflow.
 const MAX_TIMEOUT_SECS: f64 = 1e9;
@@ -32,31 +31,6 @@ const MAX_MAX_ATTEMPTS: usize = 1 << 24;
 /// A successful parse: the config and what deserves a warning.
 pub type Parsed = (Config, Vec<Warning>);
 
-/// Reads and parses the config file at `path`.
-///
-/// Permission problems are not checked here; see [`permission_warnings`].
-pub fn load(path: &Path) -> Result<Parsed, Diagnostics> {
-    let mut diag = Diagnostics::default();
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            diag.error(path, None, None, "is a directory, not a config file");
-            return Err(diag);
-        }
-        Ok(_) => {}
-        Err(e) => {
-            diag.error(path, None, None, format!("cannot read: {}", io_reason(&e)));
-            return Err(diag);
-        }
-    }
-    match std::fs::File::open(path) {
-        Ok(file) => parse_reader(file, path),
-        Err(e) => {
-            diag.error(path, None, None, format!("cannot read: {}", io_reason(&e)));
-            Err(diag)
-        }
-    }
-}
-
 /// Parses config text; `file` is only used to name the place in messages.
 pub fn parse_str(text: &str, file: &Path) -> Result<Parsed, Diagnostics> {
     parse_reader(text.as_bytes(), file)
@@ -64,6 +38,18 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Parsed, Diagnostics> {
 
 /// Parses config text from any reader.
 pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostics> {
+    let (config, diag) = parse_partial(reader, file);
+    if diag.errors.is_empty() {
+        Ok((config, diag.warnings))
+    } else {
+        Err(diag)
+    }
+}
+
+/// Parses config text from any reader, keeping the doors that parsed even
+/// when others did not: the shell still checks their one-time files, so
+/// `knockd --check` reports every problem of a file in one pass.
+pub fn parse_partial(reader: impl Read, file: &Path) -> (Config, Diagnostics) {
     let mut p = Parser {
         file,
         diag: Diagnostics::default(),
@@ -119,7 +105,13 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
                 None,
                 format!("too many errors, stopped reading after {MAX_ERRORS}"),
             );
-            return Err(p.diag);
+            return (
+                Config {
+                    options: p.options,
+                    doors: p.doors,
+                },
+                p.diag,
+            );
         }
     }
     p.finish_section();
@@ -153,49 +145,13 @@ pub fn parse_reader(reader: impl Read, file: &Path) -> Result<Parsed, Diagnostic
             );
         }
     }
-    if p.diag.errors.is_empty() {
-        Ok((
-            Config {
-                options: p.options,
-                doors: p.doors,
-            },
-            p.diag.warnings,
-        ))
-    } else {
-        Err(p.diag)
-    }
-}
-
-/// Warnings about who else may read or change the file: it holds secret
-/// sequences and commands that run as root.
-pub fn permission_warnings(path: &Path) -> Vec<Warning> {
-    use std::os::unix::fs::PermissionsExt;
-    // Only a regular file has a meaningful mode here; a directory or device
-    // given by mistake is reported by `load`.
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => meta,
-        _ => return Vec::new(),
-    };
-    let mode = meta.permissions().mode() & 0o777;
-    let mut out = Vec::new();
-    if mode & 0o022 != 0 {
-        out.push(Warning {
-            file: path.to_path_buf(),
-            line: None,
-            message: format!(
-                "writable by group or others (mode {mode:04o}): whoever can edit it runs commands as root; chmod 600"
-            ),
-        });
-    } else if mode & 0o004 != 0 {
-        out.push(Warning {
-            file: path.to_path_buf(),
-            line: None,
-            message: format!(
-                "readable by others (mode {mode:04o}): the knock sequences are secrets; chmod 600"
-            ),
-        });
-    }
-    out
+    (
+        Config {
+            options: p.options,
+            doors: p.doors,
+        },
+        p.diag,
+    )
 }
 
 /// The words of an I/O error without its "(os error N)" tail, for one-line
@@ -502,22 +458,13 @@ impl Parser<'_> {
             "ONE_TIME_SEQUENCES" => {
                 repeated = b.one_time_line.is_some();
                 b.one_time_line = Some(number);
-                let path = PathBuf::from(value);
-                match next_one_time_sequence(&path, &mut self.diag.warnings) {
-                    // Used lines are marked in the file; one knockd cannot
-                    // write would open with the same sequence again after
-                    // every reload or restart.
-                    Ok(Some(_)) if !writable(&path) => {
-                        error = Some(format!(
-                            "{value} is not writable: used sequences could not be marked"
-                        ))
-                    }
-                    Ok(Some(current)) => {
-                        b.sequence = Some(SequenceSource::OneTime { path, current })
-                    }
-                    Ok(None) => error = Some(format!("{value} has no unused valid sequence line")),
-                    Err(e) => error = Some(format!("cannot read {value}: {}", io_reason(&e))),
-                }
+                // The file itself is read by the shell's resolve step.
+                b.sequence = Some(SequenceSource::OneTime {
+                    path: PathBuf::from(value),
+                    directive_line: number,
+                    directive_key: key.to_string(),
+                    current: None,
+                });
             }
             "SEQ_TIMEOUT" | "TIMEOUT" => match parse_seconds(value) {
                 Ok(d) => b.door.seq_timeout = d,
@@ -562,11 +509,6 @@ impl Parser<'_> {
             );
         }
     }
-}
-
-/// Whether the file can be opened for writing (it is not changed).
-fn writable(path: &Path) -> bool {
-    std::fs::OpenOptions::new().write(true).open(path).is_ok()
 }
 
 fn is_door_key(upper: &str) -> bool {

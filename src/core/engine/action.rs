@@ -5,9 +5,17 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Index of a door in the config the engine was built from.
+/// Index of a door in the config the engine runs now. Doors are told
+/// apart by it, never by name: two doors may share a name, and each still
+/// runs its own start and stop commands. A reload renumbers doors
+/// ([`super::Engine::reload`] says how old ids map to new ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DoorId(pub u16);
+
+/// One opening of a door (its start command and the stop that undoes it),
+/// numbered by the engine, so a stop can wait for exactly its own start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpenId(pub u64);
 
 /// One thing to do, drained with [`super::Engine::poll_action`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +27,7 @@ pub enum Action {
     /// A one-time sequence was used: mark its line in the file and hand the
     /// engine the next one ([`super::Engine::set_sequence`]). Until then the
     /// door accepts no sequence at all, so a used one can never open twice.
-    OneTimeUsed { door: DoorId, name: Arc<str> },
+    OneTimeUsed { door: DoorId },
     /// The set of pending stop commands changed: rewrite the journal
     /// ([`super::Engine::pending_stops`]).
     StopsChanged,
@@ -35,10 +43,16 @@ pub enum CommandKind {
 /// A command to run with `/bin/sh -c`, `%IP%` already substituted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
-    pub door: Arc<str>,
+    /// The door in the running config (`None`: a restored stop, or one of a
+    /// door a reload removed).
+    pub door: Option<DoorId>,
+    /// The door's name, for log lines.
+    pub name: Arc<str>,
     pub src: IpAddr,
     pub kind: CommandKind,
     pub command: String,
+    /// The opening this command starts or undoes (`None`: a restored stop).
+    pub open: Option<OpenId>,
 }
 
 /// An operator message. Its `Display` is the exact knockd 0.8 text (without

@@ -21,12 +21,12 @@ mod action;
 mod attempts;
 mod stops;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use action::{substitute_ip, Action, Command, CommandKind, DoorId, Event};
+pub use action::{substitute_ip, Action, Command, CommandKind, DoorId, Event, OpenId};
 pub use stops::PendingStop;
 
 use crate::core::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
@@ -89,6 +89,8 @@ pub struct Engine {
     eviction_report_due: Option<Timestamp>,
     last_eviction_report: Option<Timestamp>,
     stats: Stats,
+    /// The last [`OpenId`] handed out.
+    opens: u64,
 }
 
 impl Engine {
@@ -107,6 +109,7 @@ impl Engine {
             eviction_report_due: None,
             last_eviction_report: None,
             stats: Stats::default(),
+            opens: 0,
         };
         engine.rebuild_ports();
         engine
@@ -115,10 +118,20 @@ impl Engine {
     /// Swaps in a new config (SIGHUP). Attempts in progress are dropped, as
     /// knockd does; pending stop commands are kept, so every door opened
     /// under the old config still closes.
-    pub fn reload(&mut self, config: &Config) {
-        self.doors = door_states(config);
+    ///
+    /// Returns how door ids map from the old config to the new one
+    /// (`map[old.0]`): a door keeps its identity when its name does, and
+    /// the k-th of several doors sharing a name maps to the k-th of that
+    /// name in the new config. Pending stops are re-keyed with it, so a door
+    /// open before the reload can still be extended after it.
+    pub fn reload(&mut self, config: &Config) -> Vec<Option<DoorId>> {
+        let new = door_states(config);
+        let map = door_map(&self.doors, &new);
+        self.doors = new;
         self.attempts = Attempts::new(self.doors.len(), config.options.max_attempts);
+        self.stops.remap(&map);
         self.rebuild_ports();
+        map
     }
 
     /// Sets the addresses that count as ours (they change at run time).
@@ -138,7 +151,7 @@ impl Engine {
 
     /// The doors with their live sequences (`None`: disabled), in config
     /// order, for building the capture filter.
-    pub fn doors(&self) -> impl Iterator<Item = (DoorId, &Door, Option<&Sequence>)> {
+    pub fn doors(&self) -> impl Iterator<Item = (DoorId, &Door, Option<&Sequence>)> + '_ {
         self.doors
             .iter()
             .enumerate()
@@ -157,11 +170,17 @@ impl Engine {
         self.stops.iter()
     }
 
-    /// The start command of `door` for `src` failed: the door is not open
-    /// for that knocker, so a knock must run the start command again rather
-    /// than only extend the pending stop (`Reopen = extend`).
-    pub fn start_failed(&mut self, door: &Arc<str>, src: IpAddr) {
-        self.stops.forget_open(door, src);
+    /// The start command of opening `open` (of `door`, for `src`) failed:
+    /// the door is not open for that knocker, so a knock must run the start
+    /// command again rather than only extend the pending stop
+    /// (`Reopen = extend`).
+    pub fn start_failed(&mut self, door: DoorId, src: IpAddr, open: OpenId) {
+        self.stops.forget_open(door, src, open);
+    }
+
+    /// The name of `door` in the running config.
+    pub fn door_name(&self, door: DoorId) -> Option<&Arc<str>> {
+        self.doors.get(door.0 as usize).map(|d| &d.name)
     }
 
     /// Stop commands waiting for their time.
@@ -452,6 +471,7 @@ impl Engine {
 
     fn open(&mut self, d: u16, src: IpAddr, now: Timestamp) {
         self.stats.opened += 1;
+        let id = DoorId(d);
         let door = &self.doors[d as usize];
         let name = door.name.clone();
         self.actions.push_back(Action::Log(Event::OpenSesame {
@@ -465,24 +485,30 @@ impl Engine {
             let stop = door.config.stop_command_for(v6);
             let due = now + door.config.cmd_timeout;
             let extend = stop.is_some() && door.config.reopen == Reopen::Extend;
-            if extend && self.stops.extend(&name, src, due) {
+            if extend && self.stops.extend(id, src, due) {
                 self.actions.push_back(Action::Log(Event::Extended {
                     src,
                     door: name.clone(),
                 }));
             } else {
+                self.opens += 1;
+                let open = Some(OpenId(self.opens));
                 self.actions.push_back(Action::Run(Command {
-                    door: name.clone(),
+                    door: Some(id),
+                    name: name.clone(),
                     src,
                     kind: CommandKind::Start,
                     command: substitute_ip(start, src),
+                    open,
                 }));
                 if let Some(stop) = stop {
                     self.stops.add(PendingStop {
-                        door: name.clone(),
+                        door: Some(id),
+                        name: name.clone(),
                         src,
                         command: substitute_ip(stop, src),
                         due,
+                        open,
                     });
                 }
             }
@@ -494,23 +520,22 @@ impl Engine {
             self.doors[d as usize].live = None;
             self.attempts.clear_door(d);
             self.rebuild_ports();
-            self.actions.push_back(Action::OneTimeUsed {
-                door: DoorId(d),
-                name,
-            });
+            self.actions.push_back(Action::OneTimeUsed { door: id });
         }
     }
 
     fn fire_stop(&mut self, stop: PendingStop) {
         self.actions.push_back(Action::Log(Event::CommandTimeout {
             src: stop.src,
-            door: stop.door.clone(),
+            door: stop.name.clone(),
         }));
         self.actions.push_back(Action::Run(Command {
             door: stop.door,
+            name: stop.name,
             src: stop.src,
             kind: CommandKind::Stop,
             command: stop.command,
+            open: stop.open,
         }));
     }
 
@@ -582,7 +607,22 @@ fn door_states(config: &Config) -> Vec<DoorState> {
         .map(|d| DoorState {
             name: Arc::from(d.name.as_str()),
             config: d.clone(),
-            live: Some(d.sequence.current().clone()),
+            live: d.sequence.current().cloned(),
         })
+        .collect()
+}
+
+/// How door ids of `old` map to `new`: by name, and among doors sharing a
+/// name, by their order.
+fn door_map(old: &[DoorState], new: &[DoorState]) -> Vec<Option<DoorId>> {
+    let mut by_name: HashMap<&str, VecDeque<DoorId>> = HashMap::new();
+    for (i, d) in new.iter().enumerate() {
+        by_name
+            .entry(&d.name)
+            .or_default()
+            .push_back(DoorId(i as u16));
+    }
+    old.iter()
+        .map(|d| by_name.get_mut(&*d.name).and_then(VecDeque::pop_front))
         .collect()
 }

@@ -1,0 +1,85 @@
+//! What the service asks the shell to do, as data, and what the shell
+//! reports back about commands.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::notice::Notice;
+use crate::core::config::OneTimeLine;
+use crate::core::engine::DoorId;
+use crate::core::knock::Timestamp;
+
+/// Names one command run, from [`Effect::Run`] to
+/// [`super::Service::handle_command_ended`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandId(pub u64);
+
+/// How a command ended, as the shell saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandEnd {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(i32),
+    /// The system would not start it (fork or exec failed): the reason.
+    SpawnFailed(String),
+    /// Waiting for it failed: the reason. It is counted as failed.
+    WaitFailed(String),
+}
+
+/// A pending stop command as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// When it is due, in engine time (the shell stores wall-clock time).
+    pub due: Timestamp,
+    pub src: IpAddr,
+    pub door: Arc<str>,
+    pub command: String,
+}
+
+/// What systemd (or the parent of `-d`) is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// A reload started (`RELOADING=1`).
+    Reloading,
+    /// Serving with the current config and filter (`READY=1`).
+    Ready,
+    /// Shutting down (`STOPPING=1`).
+    Stopping,
+}
+
+/// One thing for the shell to do, drained with
+/// [`super::Service::poll_effect`] and carried out in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Write an operator message (log file, syslog, `-v`).
+    Log(Notice),
+    /// Run `command` with `/bin/sh -c`; report its end with
+    /// [`super::Service::handle_command_ended`].
+    Run { id: CommandId, command: String },
+    /// Replace the journal of pending stops with these entries. The shell
+    /// answers with [`super::Service::handle_journal_result`] before it
+    /// polls the next effect.
+    Journal(Vec<JournalEntry>),
+    /// A one-time door's live line was used: with `mark`, write `#` over
+    /// it in the file (where [`crate::core::config::onetime::locate_used`]
+    /// says); then read the file and hand its bytes to
+    /// [`super::Service::handle_one_time_file`].
+    UseOneTime {
+        door: DoorId,
+        path: PathBuf,
+        used: OneTimeLine,
+        mark: bool,
+    },
+    /// Install this BPF filter on every capture.
+    InstallFilter(String),
+    /// The log file is now this one (a reload): reopen it, or switch.
+    SetLogFile(Option<PathBuf>),
+    /// Reopen the log file (after logrotate), keeping its path.
+    ReopenLog,
+    /// Mirror messages to syslog, or stop.
+    SetSyslog(bool),
+    /// Tell the service manager.
+    Readiness(Readiness),
+}

@@ -1,0 +1,329 @@
+//! Every operator message the daemon writes, as data.
+//!
+//! Log lines are an interface: scripts and log watchers match them. Each
+//! message here renders to exactly one line (without the `[date]` stamp),
+//! knockd 0.8's text where knockd has the message, ours in the same style
+//! where it does not (the README lists them). The shell never formats a
+//! message of its own; it picks a variant.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::config::{ConfigError, Warning};
+use crate::core::engine::{CommandKind, Event};
+
+/// One operator message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// What the knock engine reported (`IP: door: Stage N`, ...).
+    Event(Event),
+    /// `starting up, listening on IF`
+    StartingUp { interfaces: String },
+    /// `shutting down`
+    ShuttingDown,
+    /// `re-reading config file: PATH`
+    Rereading { path: PathBuf },
+    /// A config or one-time-file warning (`warning: FILE:LINE: ...`).
+    Warning(Warning),
+    /// `config error: FILE:LINE: ...` (a reload that is not taken).
+    ConfigError(ConfigError),
+    /// `PATH: N error(s); keeping the running configuration`
+    KeepingConfig { path: PathBuf, errors: usize },
+    /// A reload changed `StateFile`, which only a restart can move.
+    StateFileChanged { state: PathBuf, path: PathBuf },
+    /// A reload changed `Interface`, which only a restart can change.
+    InterfaceChanged {
+        wanted: Vec<String>,
+        path: PathBuf,
+        current: Vec<String>,
+    },
+    /// The log file could not be reopened or moved; the old one is kept.
+    LogFileKept { error: String },
+    /// `door: running command: CMD` (knockd's text).
+    RunningCommand { door: Arc<str>, command: String },
+    /// `--dry-run`: `door: would run start|stop command: CMD`.
+    WouldRun {
+        door: Arc<str>,
+        kind: CommandKind,
+        command: String,
+    },
+    /// The system refused to start a command (no memory, no pids).
+    CannotRun { door: Arc<str>, reason: String },
+    /// `door: command returned non-zero status code (N)` (knockd's text).
+    NonZeroStatus { door: Arc<str>, code: i32 },
+    /// `door: command killed by signal N`
+    KilledBySignal { door: Arc<str>, signal: i32 },
+    /// Waiting for a command failed (it is counted as failed).
+    CannotWait { door: Arc<str>, reason: String },
+    /// A command has been running for `after`; reported once, not killed.
+    StillRunning {
+        door: Arc<str>,
+        after: Duration,
+        command: String,
+    },
+    /// Shutdown gave up waiting for a command.
+    LeftRunning { door: Arc<str>, command: String },
+    /// Shutdown could not run a stop whose start is still running; it stays
+    /// journaled.
+    StopKept { door: Arc<str>, command: String },
+    /// A stop the system refused to start is scheduled again.
+    StopRetry {
+        door: Arc<str>,
+        src: IpAddr,
+        after: Duration,
+    },
+    /// `LogRate`: how many noisy lines of a door were counted, not written.
+    Suppressed {
+        door: Arc<str>,
+        count: u64,
+        rate: u32,
+    },
+    /// A journal line that could not be read back at start.
+    StateFileProblem { path: String, problem: String },
+    /// Stops journaled by an earlier run, taken over at start.
+    Restored {
+        count: usize,
+        path: String,
+        overdue: usize,
+    },
+    /// The journal could not be written (`state file PATH: reason`).
+    JournalFailed { error: String },
+    /// `--dry-run`: a used one-time sequence is not marked in its file.
+    OneTimeDryRun { door: Arc<str>, path: PathBuf },
+    /// No unused line left (knockd's text).
+    OneTimeExhausted { door: Arc<str> },
+    /// The used line could not be marked; the door is disabled so it can
+    /// never open twice.
+    OneTimeMarkFailed {
+        door: Arc<str>,
+        path: PathBuf,
+        reason: String,
+    },
+    /// After a reload, the live line is one this process already used but
+    /// could not mark.
+    OneTimeBurned { path: PathBuf, line: usize },
+    /// An interface to capture on is missing or down at start.
+    InterfaceWaiting { name: String, missing: bool },
+    /// A captured interface disappeared or was re-created.
+    InterfaceGone { name: String },
+    /// `listening on IF` (an interface that came (back)).
+    Listening { name: String },
+    /// Opening a capture failed; it is tried again.
+    CaptureRetry { error: String, after: Duration },
+    /// A capture failed while running; its interface is waited for.
+    CaptureLost { error: String, name: String },
+    /// The interfaces' addresses changed.
+    Addresses {
+        interfaces: String,
+        addrs: Vec<IpAddr>,
+    },
+    /// Kernel counters of a capture, at shutdown.
+    CaptureStats {
+        iface: String,
+        received: u64,
+        dropped: u64,
+        if_dropped: u64,
+    },
+}
+
+impl Notice {
+    /// The knocker's address, if the message is about one: `-l` adds its
+    /// host name after it.
+    pub fn src(&self) -> Option<IpAddr> {
+        match self {
+            Notice::Event(e) => e.src(),
+            _ => None,
+        }
+    }
+
+    /// The message with `IP (HOST)` in place of `IP` when a host name is
+    /// known, as knockd writes it with `-l`.
+    pub fn with_host<'a>(&'a self, host: Option<&'a str>) -> impl fmt::Display + 'a {
+        WithHost { notice: self, host }
+    }
+}
+
+impl From<Event> for Notice {
+    fn from(e: Event) -> Self {
+        Notice::Event(e)
+    }
+}
+
+struct WithHost<'a> {
+    notice: &'a Notice,
+    host: Option<&'a str>,
+}
+
+impl fmt::Display for WithHost<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.notice {
+            Notice::Event(e) => e.with_host(self.host).fmt(f),
+            other => other.fmt(f),
+        }
+    }
+}
+
+fn kind_word(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Start => "start",
+        CommandKind::Stop => "stop",
+    }
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::Event(e) => e.fmt(f),
+            Notice::StartingUp { interfaces } => write!(f, "starting up, listening on {interfaces}"),
+            Notice::ShuttingDown => f.write_str("shutting down"),
+            Notice::Rereading { path } => {
+                write!(f, "re-reading config file: {}", path.display())
+            }
+            Notice::Warning(w) => w.fmt(f),
+            Notice::ConfigError(e) => write!(f, "config error: {e}"),
+            Notice::KeepingConfig { path, errors } => write!(
+                f,
+                "{}: {errors} error(s); keeping the running configuration",
+                path.display()
+            ),
+            Notice::StateFileChanged { state, path } => write!(
+                f,
+                "StateFile is now {} in {}; restart knockd to use it",
+                state.display(),
+                path.display()
+            ),
+            Notice::InterfaceChanged {
+                wanted,
+                path,
+                current,
+            } => write!(
+                f,
+                "Interface is now {} in {}; restart knockd to capture there (still listening on {})",
+                wanted.join(","),
+                path.display(),
+                current.join(",")
+            ),
+            Notice::LogFileKept { error } => write!(f, "{error}; keeping the old log file"),
+            Notice::RunningCommand { door, command } => {
+                write!(f, "{door}: running command: {command}")
+            }
+            Notice::WouldRun {
+                door,
+                kind,
+                command,
+            } => write!(f, "{door}: would run {} command: {command}", kind_word(*kind)),
+            Notice::CannotRun { door, reason } => write!(f, "{door}: cannot run command: {reason}"),
+            Notice::NonZeroStatus { door, code } => {
+                write!(f, "{door}: command returned non-zero status code ({code})")
+            }
+            Notice::KilledBySignal { door, signal } => {
+                write!(f, "{door}: command killed by signal {signal}")
+            }
+            Notice::CannotWait { door, reason } => {
+                write!(f, "{door}: cannot wait for command: {reason}")
+            }
+            Notice::StillRunning {
+                door,
+                after,
+                command,
+            } => write!(
+                f,
+                "{door}: command still running after {}s: {command}",
+                after.as_secs()
+            ),
+            Notice::LeftRunning { door, command } => write!(
+                f,
+                "{door}: command still running at shutdown, left running: {command}"
+            ),
+            Notice::StopKept { door, command } => write!(
+                f,
+                "{door}: stop command not run at shutdown (its start is still running); kept for the next start: {command}"
+            ),
+            Notice::StopRetry { door, src, after } => write!(
+                f,
+                "{door}: stop command for {src} will be tried again in {}s",
+                after.as_secs()
+            ),
+            Notice::Suppressed { door, count, rate } => write!(
+                f,
+                "{door}: {count} stage and sequence timeout lines not logged in the last second (more than {rate}/s)"
+            ),
+            Notice::StateFileProblem { path, problem } => {
+                write!(f, "state file {path}: {problem}")
+            }
+            Notice::Restored {
+                count,
+                path,
+                overdue,
+            } => write!(
+                f,
+                "restored {count} pending stop command(s) from {path}, {overdue} overdue"
+            ),
+            Notice::JournalFailed { error } => f.write_str(error),
+            Notice::OneTimeDryRun { door, path } => write!(
+                f,
+                "{door}: dry run: used one time sequence not marked in {}",
+                path.display()
+            ),
+            Notice::OneTimeExhausted { door } => write!(
+                f,
+                "no more sequences left in the one time sequences file for door {door} --> disabling the door"
+            ),
+            Notice::OneTimeMarkFailed { door, path, reason } => write!(
+                f,
+                "error while disabling used one time sequence for door {door} ({}: {reason}) --> disabling the door",
+                path.display()
+            ),
+            Notice::OneTimeBurned { path, line } => write!(
+                f,
+                "{}:{line}: this one time sequence was already used but could not be marked --> disabling the door",
+                path.display()
+            ),
+            Notice::InterfaceWaiting { name, missing } => write!(
+                f,
+                "interface {name} {}; waiting for it",
+                if *missing {
+                    "does not exist (yet)"
+                } else {
+                    "is down"
+                }
+            ),
+            Notice::InterfaceGone { name } => write!(
+                f,
+                "interface {name} went away; waiting for it to come back"
+            ),
+            Notice::Listening { name } => write!(f, "listening on {name}"),
+            Notice::CaptureRetry { error, after } => {
+                write!(f, "{error}; retrying in {}s", after.as_secs())
+            }
+            Notice::CaptureLost { error, name } => {
+                write!(f, "{error}; waiting for {name} to come back")
+            }
+            Notice::Addresses { interfaces, addrs } => {
+                write!(f, "addresses of {interfaces}: ")?;
+                if addrs.is_empty() {
+                    return f.write_str("none");
+                }
+                for (i, a) in addrs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                Ok(())
+            }
+            Notice::CaptureStats {
+                iface,
+                received,
+                dropped,
+                if_dropped,
+            } => write!(
+                f,
+                "{iface}: {received} packets received, {dropped} dropped by the kernel, {if_dropped} dropped by the interface"
+            ),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Reading knockd.conf from disk: the file, then each door's
+//! one-time-sequences file (the resolve step), and who else may touch it.
+//!
+//! Parsing is [`crate::core::config`]'s; this module only opens files and
+//! turns what it finds into the same `file:line` diagnostics.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::onetime_file;
+use crate::core::config::onetime::first_live;
+use crate::core::config::{
+    io_reason, parse_partial, Config, Diagnostics, Parsed, SequenceSource, Warning,
+};
+
+/// Reads, parses and resolves the config file at `path`: every problem of
+/// the file (its own lines and its one-time files) in one pass.
+///
+/// Permission problems are not checked here; see [`permission_warnings`].
+pub fn load(path: &Path) -> Result<Parsed, Diagnostics> {
+    let mut diag = Diagnostics::default();
+    let file = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            diag.error(path, None, None, "is a directory, not a config file");
+            return Err(diag);
+        }
+        Ok(_) => std::fs::File::open(path),
+        Err(e) => Err(e),
+    };
+    match file {
+        Ok(file) => load_from(file, path),
+        Err(e) => {
+            diag.error(path, None, None, format!("cannot read: {}", io_reason(&e)));
+            Err(diag)
+        }
+    }
+}
+
+/// [`load`] of config text from any reader (`path` names it in messages):
+/// parsed, then its one-time files resolved from disk.
+pub fn load_from(reader: impl Read, path: &Path) -> Result<Parsed, Diagnostics> {
+    // The parser caps what it reads (a wrong path such as /dev/zero).
+    let (mut config, mut diag) = parse_partial(reader, path);
+    resolve(&mut config, path, &mut diag);
+    if diag.errors.is_empty() {
+        Ok((config, diag.warnings))
+    } else {
+        // Resolve errors sit at their directive's line among the parser's.
+        diag.errors.sort_by_key(|e| e.line);
+        Err(diag)
+    }
+}
+
+/// Reads each one-time door's file: its live line, warnings about invalid
+/// lines, and errors (at the directive's line) when it cannot be read or
+/// written or has no unused line.
+pub fn resolve(config: &mut Config, file: &Path, diag: &mut Diagnostics) {
+    for door in &mut config.doors {
+        let SequenceSource::OneTime {
+            path,
+            directive_line,
+            directive_key,
+            current,
+        } = &mut door.sequence
+        else {
+            continue;
+        };
+        let shown = path.display().to_string();
+        let problem = match onetime_file::read(path) {
+            Err(e) => Some(format!("cannot read {shown}: {}", io_reason(&e))),
+            Ok(text) => match first_live(&text, path, |_| false, &mut diag.warnings) {
+                None => Some(format!("{shown} has no unused valid sequence line")),
+                // Used lines are marked in the file; one knockd cannot
+                // write would open with the same sequence again after every
+                // reload or restart.
+                Some(_) if !onetime_file::writable(path) => Some(format!(
+                    "{shown} is not writable: used sequences could not be marked"
+                )),
+                Some(line) => {
+                    *current = Some(line);
+                    None
+                }
+            },
+        };
+        if let Some(message) = problem {
+            diag.error(file, Some(*directive_line), Some(directive_key), message);
+        }
+    }
+}
+
+/// Warnings about who else may read or change the file: it holds secret
+/// sequences and commands that run as root.
+pub fn permission_warnings(path: &Path) -> Vec<Warning> {
+    use std::os::unix::fs::PermissionsExt;
+    // Only a regular file has a meaningful mode here; a directory or device
+    // given by mistake is reported by `load`.
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta,
+        _ => return Vec::new(),
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    let mut out = Vec::new();
+    if mode & 0o022 != 0 {
+        out.push(Warning {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "writable by group or others (mode {mode:04o}): whoever can edit it runs commands as root; chmod 600"
+            ),
+        });
+    } else if mode & 0o004 != 0 {
+        out.push(Warning {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "readable by others (mode {mode:04o}): the knock sequences are secrets; chmod 600"
+            ),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

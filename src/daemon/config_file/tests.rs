@@ -1,0 +1,345 @@
+//! Tests of reading a config from disk: files, one-time files (the
+//! resolve step) and permissions. Messages are asserted whole.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::core::config::{Door, FlagRule, Sequence};
+use crate::core::knock::{Proto, TcpFlags};
+
+const FILE: &str = "k.conf";
+
+/// Config text as `load` reads a file named `k.conf`.
+fn load_str(text: &str) -> Result<Parsed, Diagnostics> {
+    load_from(text.as_bytes(), Path::new(FILE))
+}
+
+fn parse_ok(text: &str) -> (Config, Vec<String>) {
+    match load_str(text) {
+        Ok((config, warnings)) => (config, lines(&warnings)),
+        Err(d) => panic!("unexpected errors: {:#?}", lines(&d.errors)),
+    }
+}
+
+/// The only door of `text`.
+fn door(text: &str) -> Door {
+    let mut c = parse_ok(text).0;
+    assert_eq!(c.doors.len(), 1, "expected one door");
+    c.doors.remove(0)
+}
+
+fn lines<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(|i| i.to_string()).collect()
+}
+
+/// The single error of `text`.
+fn error(text: &str) -> String {
+    match load_str(text) {
+        Ok((c, _)) => panic!("parsed without error: {c:#?}"),
+        Err(d) => {
+            assert_eq!(d.errors.len(), 1, "expected one error, got {:#?}", d.errors);
+            d.errors[0].to_string()
+        }
+    }
+}
+
+fn steps(seq: &Sequence) -> Vec<(u16, Proto)> {
+    seq.steps().iter().map(|s| (s.port, s.proto)).collect()
+}
+
+fn temp_file(text: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(text).expect("write temp file");
+    f.flush().expect("flush temp file");
+    f
+}
+
+fn rule(set: TcpFlags, clear: TcpFlags) -> FlagRule {
+    FlagRule { set, clear }
+}
+
+#[test]
+fn load_missing_file_and_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nope.conf");
+    let diag = load(&missing).expect_err("missing");
+    assert_eq!(
+        lines(&diag.errors),
+        [format!("{}: cannot read: no such file", missing.display())]
+    );
+    let diag = load(dir.path()).expect_err("directory");
+    assert_eq!(
+        lines(&diag.errors),
+        [format!(
+            "{}: is a directory, not a config file",
+            dir.path().display()
+        )]
+    );
+}
+
+#[test]
+fn load_reads_a_file_and_names_it() {
+    let f = temp_file(b"[d]\nsequence = 1,2\nseq_timeout = x\n");
+    let diag = load(f.path()).expect_err("bad timeout");
+    assert_eq!(
+        lines(&diag.errors),
+        [format!(
+            "{}:3: seq_timeout: \"x\" is not a number of seconds",
+            f.path().display()
+        )]
+    );
+    let f = temp_file(b"[d]\nsequence = 1,2\n");
+    let (c, _) = load(f.path()).expect("good file");
+    assert_eq!(c.doors[0].name, "d");
+}
+
+#[test]
+fn one_time_sequences_first_valid_line_is_live() {
+    let otp = temp_file(b"# used before\n#1111,2222\n\n 3333,4444:udp\n 5555\n");
+    let d = door(&format!(
+        "[d]\nOne_Time_Sequences = {}\n",
+        otp.path().display()
+    ));
+    let SequenceSource::OneTime {
+        path,
+        current: Some(current),
+        ..
+    } = &d.sequence
+    else {
+        panic!("not one-time: {:?}", d.sequence);
+    };
+    assert_eq!(path, otp.path());
+    assert_eq!(current.line, 4);
+    assert_eq!(current.offset, 26, "the first byte of the line");
+    assert_eq!(
+        steps(&current.sequence),
+        [(3333, Proto::Tcp), (4444, Proto::Udp)]
+    );
+    assert_eq!(d.sequence.current(), Some(&current.sequence));
+}
+
+#[test]
+fn one_time_sequences_invalid_lines_warn_with_their_place() {
+    let otp = temp_file(b" 7000,abc\n 99999\n\xff\n 1111:udp\n");
+    let p = otp.path().display();
+    let (c, w) = parse_ok(&format!("[d]\none_time_sequences = {p}\n"));
+    let SequenceSource::OneTime {
+        current: Some(current),
+        ..
+    } = &c.doors[0].sequence
+    else {
+        panic!("not one-time");
+    };
+    assert_eq!(current.line, 4);
+    assert_eq!(
+        w,
+        [
+            format!("warning: {p}:1: port \"abc\" is not a number; line skipped"),
+            format!("warning: {p}:2: port 99999 is out of range (1-65535); line skipped"),
+            format!("warning: {p}:3: not valid UTF-8; line skipped"),
+        ]
+    );
+}
+
+#[test]
+fn one_time_sequences_file_without_a_valid_line() {
+    let otp = temp_file(b"# used\n 7000:icmp\n\n");
+    let p = otp.path().display();
+    let diag = load_str(&format!("[d]\nOne_Time_Sequences = {p}\n")).expect_err("no valid line");
+    assert_eq!(
+        lines(&diag.errors),
+        [format!(
+            "k.conf:2: One_Time_Sequences: {p} has no unused valid sequence line"
+        )]
+    );
+    assert_eq!(
+        lines(&diag.warnings),
+        [format!(
+            "warning: {p}:2: unknown protocol \"icmp\" (expected tcp or udp); line skipped"
+        )]
+    );
+}
+
+#[test]
+fn one_time_sequences_unreadable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("otp");
+    assert_eq!(
+        error(&format!(
+            "[d]\nOne_Time_Sequences = {}\n",
+            missing.display()
+        )),
+        format!(
+            "k.conf:2: One_Time_Sequences: cannot read {}: no such file",
+            missing.display()
+        )
+    );
+    assert_eq!(
+        error(&format!(
+            "[d]\nOne_Time_Sequences = {}\n",
+            dir.path().display()
+        )),
+        format!(
+            "k.conf:2: One_Time_Sequences: cannot read {}: is a directory",
+            dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn permission_warnings_by_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = temp_file(b"[d]\nsequence = 1\n");
+    let p = f.path().display().to_string();
+    let set = |mode: u32| {
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        lines(&permission_warnings(f.path()))
+    };
+    assert!(set(0o600).is_empty());
+    assert!(set(0o640).is_empty());
+    assert!(set(0o400).is_empty());
+    assert_eq!(
+        set(0o644),
+        [format!(
+            "warning: {p}: readable by others (mode 0644): the knock sequences are secrets; chmod 600"
+        )]
+    );
+    let writable = |mode: &str| {
+        [format!(
+            "warning: {p}: writable by group or others (mode {mode}): whoever can edit it runs commands as root; chmod 600"
+        )]
+    };
+    assert_eq!(set(0o660), writable("0660"));
+    assert_eq!(set(0o602), writable("0602"));
+    assert_eq!(set(0o666), writable("0666"));
+    assert!(permission_warnings(Path::new("/nonexistent/knockd.conf")).is_empty());
+    // Not a regular file: `load` reports it; a mode warning would be noise.
+    assert!(permission_warnings(Path::new("/dev/null")).is_empty());
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    assert!(permission_warnings(dir.path()).is_empty());
+}
+
+#[test]
+fn man_page_examples_3_and_4_one_time_sequences_and_ipv6() {
+    let otp = temp_file(b" 1000,2000,3000\n 4000,5000:udp\n");
+    let p = otp.path().display();
+    let example_3 = format!(
+        "[options]
+\tlogfile = /var/log/knockd.log
+
+[opencloseSMTP]
+\tone_time_sequences = {p}
+\tseq_timeout        = 15
+\ttcpflags           = fin,!ack
+\tstart_command      = /usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT
+\tcmd_timeout        = 5
+\tstop_command       = /usr/sbin/iptables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT
+\t
+"
+    );
+    let d3 = door(&example_3);
+    assert_eq!(d3.name, "opencloseSMTP");
+    let SequenceSource::OneTime {
+        path,
+        current: Some(current),
+        ..
+    } = &d3.sequence
+    else {
+        panic!("not one-time");
+    };
+    assert_eq!(path, otp.path());
+    assert_eq!((current.line, current.offset), (1, 0));
+    assert_eq!(current.sequence.to_string(), "1000:tcp,2000:tcp,3000:tcp");
+    assert_eq!(d3.tcp_flags, rule(TcpFlags::FIN, TcpFlags::ACK));
+    assert_eq!(d3.seq_timeout, Duration::from_secs(15));
+    assert_eq!(d3.cmd_timeout, Duration::from_secs(5));
+    // No _6 commands: IPv6 knocks run the IPv4 ones.
+    assert_eq!(
+        d3.start_command_for(true),
+        Some("/usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT")
+    );
+    assert_eq!(
+        d3.summary(),
+        format!(
+            "[opencloseSMTP] sequence 1000:tcp,2000:tcp,3000:tcp (one-time, {p}:1), seq_timeout 15s, \
+             tcpflags fin,!ack, commands: start stop, cmd_timeout 5s"
+        )
+    );
+
+    let example_4 = format!(
+        "[options]
+\tlogfile = /var/log/knockd.log
+
+[opencloseSMTP]
+\tone_time_sequences = {p}
+\tseq_timeout        = 15
+\ttcpflags           = fin,!ack
+\tstart_command      = /usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT
+\tstart_command_6    = /usr/sbin/ip6tables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT
+\tcmd_timeout        = 5
+\tstop_command       = /usr/sbin/iptables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT
+\tstop_command_6     = /usr/sbin/ip6tables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT
+\t
+"
+    );
+    let d4 = door(&example_4);
+    assert_eq!(
+        d4.start_command_for(false),
+        Some("/usr/sbin/iptables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT")
+    );
+    assert_eq!(
+        d4.start_command_for(true),
+        Some("/usr/sbin/ip6tables -A INPUT -s %IP% -p tcp --dport 25 -j ACCEPT")
+    );
+    assert_eq!(
+        d4.stop_command_for(false),
+        Some("/usr/sbin/iptables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT")
+    );
+    assert_eq!(
+        d4.stop_command_for(true),
+        Some("/usr/sbin/ip6tables -D INPUT -s %IP% -p tcp --dport 25 -j ACCEPT")
+    );
+    assert_eq!(d4.sequence, d3.sequence);
+}
+
+/// Root can write any file, so this runs (and means something) only
+/// unprivileged; as root the permission bits cannot make a file unwritable.
+#[test]
+fn a_one_time_file_knockd_cannot_write_is_an_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped as root: permission bits do not stop root from writing");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let otp = dir.path().join("otp");
+    std::fs::write(&otp, "1111,2222\n").expect("write");
+    std::fs::set_permissions(&otp, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let text = format!("[d]\none_time_sequences = {}\n", otp.display());
+    let d = load_str(&text).expect_err("rejected");
+    assert_eq!(
+        d.errors[0].to_string(),
+        format!(
+            "k.conf:2: one_time_sequences: {} is not writable: used sequences could not be marked",
+            otp.display()
+        )
+    );
+}
+
+#[test]
+fn every_problem_of_a_file_in_one_pass_in_line_order() {
+    // A parse error after a one-time door whose file is missing: both are
+    // reported, in line order, even though the parse failed.
+    let text = "[a]\none_time_sequences = /nonexistent/otp\n[b]\nsequence = 7000,abc\n";
+    let d = load_str(text).expect_err("two errors");
+    assert_eq!(
+        lines(&d.errors),
+        [
+            "k.conf:2: one_time_sequences: cannot read /nonexistent/otp: no such file",
+            "k.conf:4: sequence: port \"abc\" is not a number",
+        ]
+    );
+}

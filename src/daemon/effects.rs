@@ -1,0 +1,108 @@
+//! Carrying out what the service asks, in order, and handing the answers
+//! back: the one place where effects become IO, shared by the live daemon
+//! and `--read`.
+
+use super::journal::{self, Journal};
+use super::onetime_file;
+use super::output::Output;
+use super::runner::Runner;
+use crate::core::config::io_reason;
+use crate::core::knock::Timestamp;
+use crate::core::service::{CommandEnd, Effect, Notice, Readiness, Service};
+
+/// The part of carrying out effects that differs between the live daemon
+/// and a replay.
+pub trait Host {
+    /// Installs `filter` on every capture.
+    fn install_filter(&mut self, out: &mut Output, filter: &str, now: Timestamp);
+    /// Tells the service manager.
+    fn readiness(&mut self, readiness: Readiness);
+}
+
+/// The log, the commands and the journal: what effects act on.
+pub struct Executor {
+    pub out: Output,
+    pub runner: Runner,
+    /// Where pending stops are journaled (not in a replay).
+    journal: Option<Journal>,
+}
+
+impl Executor {
+    pub fn new(out: Output, journal: Option<Journal>) -> Self {
+        Executor {
+            out,
+            runner: Runner::default(),
+            journal,
+        }
+    }
+
+    /// Carries out every effect the service has, answering those that need
+    /// an answer at once. `now` stamps log lines and answers.
+    pub fn drain(&mut self, service: &mut Service, host: &mut impl Host, now: Timestamp) {
+        while let Some(effect) = service.poll_effect() {
+            match effect {
+                Effect::Log(notice) => self.out.log(now, notice),
+                Effect::Run { id, command } => {
+                    if let Err(reason) = self.runner.spawn(id, &command) {
+                        service.handle_command_ended(id, CommandEnd::SpawnFailed(reason), now);
+                    }
+                }
+                Effect::Journal(entries) => {
+                    let result = match &self.journal {
+                        None => Ok(()),
+                        Some(j) => {
+                            let time = self.out.time();
+                            let entries: Vec<journal::Entry> = entries
+                                .into_iter()
+                                .map(|e| journal::Entry {
+                                    due: time.wall(e.due),
+                                    src: e.src,
+                                    door: e.door.to_string(),
+                                    command: e.command,
+                                })
+                                .collect();
+                            j.write(&entries).map_err(|e| e.to_string())
+                        }
+                    };
+                    service.handle_journal_result(result, now);
+                }
+                Effect::UseOneTime {
+                    door,
+                    path,
+                    used,
+                    mark,
+                } => {
+                    let bytes = if mark {
+                        onetime_file::use_line(&path, &used)
+                    } else {
+                        onetime_file::read(&path)
+                    };
+                    service.handle_one_time_file(door, bytes.map_err(|e| io_reason(&e)), now);
+                }
+                Effect::InstallFilter(filter) => host.install_filter(&mut self.out, &filter, now),
+                Effect::SetLogFile(path) => {
+                    if let Err(e) = self.out.log.set_path(path.as_deref()) {
+                        let error = e.to_string();
+                        self.out.log(now, Notice::LogFileKept { error });
+                    }
+                }
+                Effect::ReopenLog => {
+                    if let Err(e) = self.out.log.reopen() {
+                        let error = e.to_string();
+                        self.out.log(now, Notice::LogFileKept { error });
+                    }
+                }
+                Effect::SetSyslog(on) => self.out.log.set_syslog(on),
+                Effect::Readiness(r) => host.readiness(r),
+            }
+        }
+    }
+
+    /// Reports the commands that ended, and carries out what follows.
+    pub fn reap(&mut self, service: &mut Service, host: &mut impl Host, now: Timestamp) {
+        for (id, end) in self.runner.reap() {
+            service.handle_command_ended(id, end, now);
+        }
+        self.drain(service, host, now);
+    }
+}

@@ -1,0 +1,110 @@
+//! `--read`: a capture file through the same service and effects as the
+//! live daemon, with the capture's own timestamps as time, so the output is
+//! what the live daemon would have logged.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::capture::FileCapture;
+use super::clock::TimeBase;
+use super::effects::{Executor, Host};
+use super::frames::knock_of;
+use super::oplog::OperatorLog;
+use super::output::Output;
+use super::run::DaemonError;
+use super::settings::Settings;
+use crate::core::config::Config;
+use crate::core::engine::LocalAddrs;
+use crate::core::knock::Timestamp;
+use crate::core::service::{Mode, Readiness, Service, SHUTDOWN_GRACE};
+
+/// What a replay saw, for its closing line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    pub frames: u64,
+    pub knocks: u64,
+    pub opened: u64,
+}
+
+/// A replay has no capture to filter and no service manager to tell.
+struct Offline;
+
+impl Host for Offline {
+    fn install_filter(&mut self, _: &mut Output, _: &str, _: Timestamp) {}
+    fn readiness(&mut self, _: Readiness) {}
+}
+
+/// Feeds the capture file at `path` through the doors with the capture's
+/// own time, then lets the remaining timers (sequence timeouts, stop
+/// commands) fire at their times, so the output tells the whole story.
+pub fn replay(
+    settings: &Settings,
+    config: &Config,
+    path: &Path,
+) -> Result<ReplaySummary, DaemonError> {
+    let mut file = FileCapture::open(path)?;
+    // The config's LogFile is the production log: a replay writes to a log
+    // file only when one is named with -g.
+    let log_file = settings
+        .log_file
+        .as_deref()
+        .filter(|_| settings.log_file_from_cli);
+    let log = OperatorLog::replay(log_file)?;
+    let local = if settings.local_addrs.is_empty() {
+        LocalAddrs::Any
+    } else {
+        LocalAddrs::List(settings.local_addrs.clone())
+    };
+    let mut service = Service::new(
+        config,
+        settings.service(Mode::Replay, config.options.state_file_path()),
+        local,
+        Timestamp::ZERO,
+    );
+    let out = Output::new(log, TimeBase::Capture, settings.lookup);
+    let mut exec = Executor::new(out, None);
+    let debug = settings.debug.then_some(TimeBase::Capture);
+    let link = file.link();
+    let mut frames = 0;
+    let mut last = Timestamp::ZERO;
+    while let Some(frame) = file.next_frame()? {
+        frames += 1;
+        let at = Timestamp::from_nanos(frame.ts_nanos);
+        last = last.max(at);
+        // Timers due before this frame fire at their own time first.
+        while let Some(t) = service.poll_timeout().filter(|t| *t < at) {
+            service.handle_timeout(t);
+            exec.drain(&mut service, &mut Offline, t);
+        }
+        if let Some(knock) = knock_of(link, frame.data, frame.wire_len, at, debug) {
+            service.handle_knocks(&[knock], at);
+            exec.drain(&mut service, &mut Offline, at);
+        }
+        exec.reap(&mut service, &mut Offline, last);
+    }
+    while let Some(t) = service.poll_timeout() {
+        let t = t.max(last);
+        service.handle_timeout(t);
+        exec.drain(&mut service, &mut Offline, t);
+    }
+    // Commands run in real time, whatever the capture's clock says: wait
+    // for them in real time.
+    service.handle_shutdown(last);
+    exec.drain(&mut service, &mut Offline, last);
+    let until = Instant::now() + SHUTDOWN_GRACE;
+    while !service.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+        exec.reap(&mut service, &mut Offline, last);
+    }
+    if !service.is_finished() {
+        service.handle_timeout(last + SHUTDOWN_GRACE);
+        exec.drain(&mut service, &mut Offline, last);
+    }
+    exec.out.finish_lookups();
+    let stats = service.stats();
+    Ok(ReplaySummary {
+        frames,
+        knocks: stats.knocks,
+        opened: stats.opened,
+    })
+}

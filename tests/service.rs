@@ -1,0 +1,322 @@
+//! Service rules in virtual time: one readable file per rule in
+//! `tests/service/`, one test per file, no root, no sleeping.
+//!
+//! File format (`#` starts a comment line):
+//!
+//! ```text
+//! settings: replay dry-run only-v4   (optional; default: live)
+//! config:                            (the config the service starts with)
+//! [door]
+//! sequence = 7000
+//! config NAME:                       (another config, for `reload NAME`)
+//! onetime:                           (optional: the one-time file's lines;
+//! 1111,2222                           %ONETIME% in a config names it)
+//! events:
+//! local 192.0.2.1 2001:db8::1 [@T]   (the interfaces' addresses changed)
+//! 0.000 203.0.113.5 tcp 7000 S       (a knock: time src proto port [flags] [-> dst])
+//! > log TEXT                         (every effect the input caused, in order)
+//! timeout T | advance                (handle_timeout at T, or at poll_timeout())
+//! ended ID exit N|signal N|spawn-failed WHY|wait-failed WHY [@T]
+//! journal-fails WHY | journal-works  (answers to journal writes from now on)
+//! spawn-fails WHY | spawn-works      (answers to Run effects from now on)
+//! mark-fails WHY | mark-works        (answers to one-time file uses)
+//! reload NAME [@T]                   (handle_reload with config NAME)
+//! restore T SRC DOOR COMMAND... [@T] (a journaled stop, due at T)
+//! shutdown T                         (handle_shutdown)
+//! next T | next none                 (assert poll_timeout)
+//! finished yes|no                    (assert is_finished)
+//! file LINE|LINE|...                 (assert the one-time file's lines)
+//! ```
+//!
+//! Effects render as `log TEXT`, `run #ID COMMAND`, `journal ENTRY | ...`
+//! (each `DOOR SRC @DUE: COMMAND`, or `journal (empty)`), `one-time DOOR
+//! mark|read line N`, `filter TEXT`, `log-file PATH|none`, `reopen-log`,
+//! `syslog on|off`, `reloading|ready|stopping`. The harness answers journal
+//! writes, runs and one-time uses as the shell would (the one-time file
+//! lives in memory and is marked where the core says). After each input,
+//! the `>` lines that follow must equal every effect it caused, exactly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use knockd::core::config::onetime::{first_live, locate_used};
+use knockd::core::config::{parse_str, Diagnostics, Parsed, SequenceSource};
+use knockd::core::engine::LocalAddrs;
+use knockd::core::knock::Timestamp;
+
+mod fixture;
+use fixture::{time, Fixture};
+use knockd::core::service::{
+    CommandEnd, CommandId, Effect, Mode, Readiness, RestoredStop, Service, Settings,
+};
+
+const ONETIME: &str = "/virtual/otp";
+
+/// The fixture's config text parsed, its one-time doors resolved against
+/// the in-memory file as the shell's resolve step would.
+fn load(text: &str, onetime: &[u8], name: &Path) -> Result<Parsed, Diagnostics> {
+    let (mut config, mut warnings) = parse_str(&text.replace("%ONETIME%", ONETIME), name)?;
+    for door in &mut config.doors {
+        if let SequenceSource::OneTime { path, current, .. } = &mut door.sequence {
+            *current = first_live(onetime, path, |_| false, &mut warnings);
+        }
+    }
+    Ok((config, warnings))
+}
+
+struct Run {
+    service: Service,
+    configs: HashMap<String, String>,
+    /// Door names of the running config, by id.
+    names: Vec<String>,
+    file: Vec<u8>,
+    journal_fails: Option<String>,
+    spawn_fails: Option<String>,
+    mark_fails: Option<String>,
+    now: Timestamp,
+    out: Vec<String>,
+}
+
+impl Run {
+    /// Drains every effect, answering as the shell would.
+    fn drain(&mut self) {
+        while let Some(effect) = self.service.poll_effect() {
+            let line = match effect {
+                Effect::Log(n) => format!("log {n}"),
+                Effect::Run { id, command } => {
+                    if let Some(why) = &self.spawn_fails {
+                        let end = CommandEnd::SpawnFailed(why.clone());
+                        self.out.push(format!("run #{} {command}", id.0));
+                        self.service.handle_command_ended(id, end, self.now);
+                        continue;
+                    }
+                    format!("run #{} {command}", id.0)
+                }
+                Effect::Journal(entries) => {
+                    let text = if entries.is_empty() {
+                        "journal (empty)".to_string()
+                    } else {
+                        let shown: Vec<String> = entries
+                            .iter()
+                            .map(|e| format!("{} {} @{}: {}", e.door, e.src, e.due, e.command))
+                            .collect();
+                        format!("journal {}", shown.join(" | "))
+                    };
+                    self.out.push(text);
+                    let result = self.journal_fails.clone().map_or(Ok(()), Err);
+                    self.service.handle_journal_result(result, self.now);
+                    continue;
+                }
+                Effect::UseOneTime {
+                    door,
+                    path,
+                    used,
+                    mark,
+                } => {
+                    let name = self.door_name(door);
+                    self.out.push(format!(
+                        "one-time {name} {} line {}",
+                        if mark { "mark" } else { "read" },
+                        used.line
+                    ));
+                    assert_eq!(path, Path::new(ONETIME));
+                    let result = match (&self.mark_fails, mark) {
+                        (Some(why), true) => Err(why.clone()),
+                        _ => {
+                            if mark {
+                                if let Some(at) = locate_used(&self.file, &used) {
+                                    self.file[at as usize] = b'#';
+                                }
+                            }
+                            Ok(self.file.clone())
+                        }
+                    };
+                    self.service.handle_one_time_file(door, result, self.now);
+                    continue;
+                }
+                Effect::InstallFilter(f) => format!("filter {f}"),
+                Effect::SetLogFile(p) => format!(
+                    "log-file {}",
+                    p.map_or("none".to_string(), |p| p.display().to_string())
+                ),
+                Effect::ReopenLog => "reopen-log".to_string(),
+                Effect::SetSyslog(on) => format!("syslog {}", if on { "on" } else { "off" }),
+                Effect::Readiness(r) => match r {
+                    Readiness::Reloading => "reloading",
+                    Readiness::Ready => "ready",
+                    Readiness::Stopping => "stopping",
+                }
+                .to_string(),
+            };
+            self.out.push(line);
+        }
+    }
+
+    fn door_name(&self, door: knockd::core::engine::DoorId) -> String {
+        self.names[door.0 as usize].clone()
+    }
+
+    /// `@T` at the end of `words` sets the time of a non-knock input.
+    fn at<'a>(&mut self, words: &'a [&'a str]) -> &'a [&'a str] {
+        if let Some(t) = words.last().and_then(|w| w.strip_prefix('@')) {
+            self.now = time(t);
+            return &words[..words.len() - 1];
+        }
+        words
+    }
+
+    fn input(&mut self, line: &str) {
+        let all: Vec<&str> = line.split_whitespace().collect();
+        let words = self.at(&all);
+        let rest = words[1..].join(" ");
+        match words[0] {
+            "local" => {
+                let addrs = words[1..].iter().map(|w| w.parse().unwrap()).collect();
+                self.service.handle_local_addrs(addrs, self.now);
+            }
+            "timeout" => {
+                self.now = time(words[1]);
+                self.service.handle_timeout(self.now);
+            }
+            "advance" => {
+                let at = self.service.poll_timeout().expect("advance with no timer");
+                self.now = at;
+                self.service.handle_timeout(at);
+            }
+            "ended" => {
+                let id = CommandId(words[1].trim_start_matches('#').parse().unwrap());
+                let why = words[3..].join(" ");
+                let end = match words[2] {
+                    "exit" => CommandEnd::Exited(words[3].parse().unwrap()),
+                    "signal" => CommandEnd::Signaled(words[3].parse().unwrap()),
+                    "spawn-failed" => CommandEnd::SpawnFailed(why),
+                    "wait-failed" => CommandEnd::WaitFailed(why),
+                    e => panic!("bad end {e}"),
+                };
+                self.service.handle_command_ended(id, end, self.now);
+            }
+            "journal-fails" => self.journal_fails = Some(rest),
+            "journal-works" => self.journal_fails = None,
+            "spawn-fails" => self.spawn_fails = Some(rest),
+            "spawn-works" => self.spawn_fails = None,
+            "mark-fails" => self.mark_fails = Some(rest),
+            "mark-works" => self.mark_fails = None,
+            "reload" => {
+                let text = self.configs.get(words[1]).expect("no such config").clone();
+                let loaded = load(&text, &self.file, Path::new("k.conf"));
+                if let Ok((c, _)) = &loaded {
+                    self.names = c.doors.iter().map(|d| d.name.clone()).collect();
+                }
+                self.service.handle_reload(loaded, self.now);
+            }
+            "restore" => {
+                let stop = RestoredStop {
+                    due: time(words[1]),
+                    src: words[2].parse().unwrap(),
+                    door: words[3].to_string(),
+                    command: words[4..].join(" "),
+                };
+                self.service
+                    .handle_restore("/var/lib/knockd/state", vec![stop], vec![], self.now);
+            }
+            "shutdown" => {
+                self.now = time(words[1]);
+                self.service.handle_shutdown(self.now);
+            }
+            "next" => {
+                let got = self.service.poll_timeout().map(|t| t.to_string());
+                let want = (words[1] != "none").then(|| time(words[1]).to_string());
+                assert_eq!(got, want, "poll_timeout");
+            }
+            "finished" => assert_eq!(self.service.is_finished(), words[1] == "yes"),
+            "file" => {
+                let text = String::from_utf8_lossy(&self.file).to_string();
+                let got: Vec<&str> = text.lines().collect();
+                let want = line.strip_prefix("file ").unwrap_or_default();
+                assert_eq!(got.join("|"), want, "one-time file");
+            }
+            _ => self.knock(words),
+        }
+    }
+
+    /// A knock line, to our address of its family by default.
+    fn knock(&mut self, words: &[&str]) {
+        let k = fixture::knock(words, |src| {
+            if src.is_ipv6() {
+                "2001:db8::1".parse().unwrap()
+            } else {
+                "192.0.2.1".parse().unwrap()
+            }
+        });
+        self.now = k.at;
+        self.service.handle_knocks(&[k], k.at);
+    }
+}
+
+fn run_fixture(name: &str) {
+    let f = Fixture::read("service", name);
+    let (config, _) = load(&f.configs[""], f.onetime.as_bytes(), &f.path)
+        .unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
+    let settings = Settings {
+        mode: if f.has("replay") {
+            Mode::Replay
+        } else {
+            Mode::Live
+        },
+        dry_run: f.has("dry-run"),
+        only_v4: f.has("only-v4"),
+        config_path: PathBuf::from("k.conf"),
+        interfaces: vec!["eth0".into()],
+        interfaces_from_cli: false,
+        log_file: None,
+        log_file_from_cli: false,
+        state_file: PathBuf::from("/var/lib/knockd/state"),
+    };
+    let local = if f.has("replay") {
+        LocalAddrs::Any
+    } else {
+        LocalAddrs::List(vec![
+            "192.0.2.1".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ])
+    };
+    let mut run = Run {
+        service: Service::new(&config, settings, local, Timestamp::ZERO),
+        configs: f.configs.clone(),
+        names: config.doors.iter().map(|d| d.name.clone()).collect(),
+        file: f.onetime.clone().into_bytes(),
+        journal_fails: None,
+        spawn_fails: None,
+        mark_fails: None,
+        now: Timestamp::ZERO,
+        out: Vec::new(),
+    };
+    f.check(|line| {
+        run.out.clear();
+        run.input(line);
+        run.drain();
+        std::mem::take(&mut run.out)
+    });
+}
+
+fixture_tests!(
+    "service", run_fixture:
+    addresses_follow_the_interface,
+    bad_reload_keeps_running_config,
+    failed_start_reopens,
+    journal_before_start,
+    journal_failure_is_reported,
+    one_time_mark_failure_never_revives,
+    one_time_progression,
+    only_v4_ignores_ipv6,
+    rate_limited_flood,
+    reload_keeps_door_identity,
+    replay_uses_capture_time,
+    restored_stops_run_on_time,
+    same_named_doors_are_separate,
+    shutdown_gives_up_after_grace,
+    shutdown_runs_every_pending_stop,
+    slow_command_reported_once,
+    stop_retried_after_spawn_failure,
+    stop_waits_for_its_start,
+);
