@@ -311,6 +311,7 @@ fixture_tests!(
     only_v4_ignores_ipv6,
     rate_limited_flood,
     reload_keeps_door_identity,
+    reload_settings_that_need_a_restart,
     replay_uses_capture_time,
     restored_stops_run_on_time,
     same_named_doors_are_separate,

@@ -194,7 +194,7 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
         Err(e) => {
             let code = match e {
                 knockd::daemon::pidfile::PidFileError::Running { .. } => EX_TEMPFAIL,
-                knockd::daemon::pidfile::PidFileError::Io { .. } => EX_CANTCREAT,
+                knockd::daemon::pidfile::PidFileError::Io(_) => EX_CANTCREAT,
             };
             readiness.fail(code, &format!("knockd: {e}"));
             return ExitCode::from(code);
@@ -297,7 +297,7 @@ fn exit_code(e: &DaemonError) -> u8 {
         DaemonError::Capture(knockd::daemon::capture::CaptureError::OpenFile { .. }) => EX_NOINPUT,
         DaemonError::Capture(_) => EX_UNAVAILABLE,
         DaemonError::Log(_) => EX_CANTCREAT,
-        DaemonError::Journal(knockd::daemon::journal::JournalError::Io { .. }) => EX_CANTCREAT,
+        DaemonError::Journal(knockd::daemon::journal::JournalError::Io(_)) => EX_CANTCREAT,
         DaemonError::Journal(knockd::daemon::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::core::config::io_reason;
+use super::file_error::FileError;
 
 const HEADER: &str = "# knockd-rs pending stop commands v1";
 
@@ -36,8 +36,8 @@ pub struct Entry {
 /// A journal problem, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("state file {path}: {reason}")]
-    Io { path: String, reason: String },
+    #[error(transparent)]
+    Io(#[from] FileError),
     #[error("state file {path} is in use by another knockd; give each instance its own StateFile")]
     Locked { path: String },
 }
@@ -54,10 +54,7 @@ impl Journal {
     /// missing, and returns it with the entries an earlier run left.
     /// Malformed lines are skipped and reported in the second list.
     pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>, Vec<String>), JournalError> {
-        let err = |e: io::Error| JournalError::Io {
-            path: path.display().to_string(),
-            reason: io_reason(&e),
-        };
+        let err = |e: io::Error| JournalError::Io(FileError::new("state file", path, e));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -101,10 +98,7 @@ impl Journal {
     /// synced, renamed over the old one and the directory synced, so a crash
     /// at any point leaves either the old or the new journal, whole.
     pub fn write(&self, entries: &[Entry]) -> Result<(), JournalError> {
-        let err = |e: io::Error| JournalError::Io {
-            path: self.path.display().to_string(),
-            reason: io_reason(&e),
-        };
+        let err = |e: io::Error| JournalError::Io(FileError::new("state file", &self.path, e));
         let tmp = with_suffix(&self.path, ".tmp");
         let mut text = String::from(HEADER);
         text.push('\n');

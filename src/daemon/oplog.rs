@@ -14,15 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::daemon::clock::log_stamp;
+use crate::daemon::file_error::FileError;
 
 /// The log file could not be opened: the daemon does not start (knockd 0.8
 /// prints a warning and runs without its log, so watchers see nothing).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot open log file {path}: {reason}")]
-pub struct LogOpenError {
-    pub path: String,
-    pub reason: String,
-}
+pub type LogOpenError = FileError;
 
 /// Where operator messages go.
 pub struct OperatorLog {
@@ -130,10 +126,7 @@ fn open_append(path: &Path) -> Result<File, LogOpenError> {
         .create(true)
         .mode(0o640)
         .open(path)
-        .map_err(|e| LogOpenError {
-            path: path.display().to_string(),
-            reason: crate::core::config::io_reason(&e),
-        })
+        .map_err(|e| FileError::new("cannot open log file", path, e))
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::core::config::io_reason;
+use super::file_error::FileError;
 
 /// Why the pid file could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum PidFileError {
-    #[error("pid file {path}: {reason}")]
-    Io { path: String, reason: String },
+    #[error(transparent)]
+    Io(#[from] FileError),
     #[error("another knockd is running (pid {pid}, pid file {path})")]
     Running { path: String, pid: String },
 }
@@ -29,10 +29,7 @@ pub struct PidFile {
 impl PidFile {
     /// Creates (or takes over a stale) pid file, locks it and writes our pid.
     pub fn create(path: &Path) -> Result<PidFile, PidFileError> {
-        let err = |e: std::io::Error| PidFileError::Io {
-            path: path.display().to_string(),
-            reason: io_reason(&e),
-        };
+        let err = |e: std::io::Error| PidFileError::Io(FileError::new("pid file", path, e));
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -383,7 +383,7 @@ impl Service {
     /// one kept (knockd 0.8 exits, locking admins out over a typo); the log
     /// file is reopened either way (logrotate).
     pub fn handle_reload(&mut self, result: Result<Parsed, Diagnostics>, now: Timestamp) {
-        let now = self.advance(now);
+        self.advance(now);
         if self.phase != Phase::Serving {
             return;
         }
@@ -406,7 +406,6 @@ impl Service {
                 self.push(Effect::ReopenLog);
             }
         }
-        let _ = now;
         self.flush();
     }
 
@@ -645,23 +644,22 @@ impl Service {
         } else {
             config.options.log_file.clone()
         };
-        self.push(Effect::SetLogFile(log_file));
-        let s = &self.settings;
+        // Only a restart can move the journal or the captures: say so.
         let state = config.options.state_file_path();
-        if self.settings.mode == Mode::Live && state != s.state_file {
-            self.log(Notice::StateFileChanged {
+        let state_moved =
+            (s.mode == Mode::Live && state != s.state_file).then(|| Notice::StateFileChanged {
                 state,
-                path: self.settings.config_path.clone(),
-            });
-        }
-        let s = &self.settings;
-        let wanted = &config.options.interfaces;
-        if !s.interfaces_from_cli && !wanted.is_empty() && *wanted != s.interfaces {
-            let notice = Notice::InterfaceChanged {
-                wanted: wanted.clone(),
                 path: s.config_path.clone(),
-                current: s.interfaces.clone(),
-            };
+            });
+        let wanted = &config.options.interfaces;
+        let moved = !s.interfaces_from_cli && !wanted.is_empty() && *wanted != s.interfaces;
+        let interfaces_moved = moved.then(|| Notice::InterfaceChanged {
+            wanted: wanted.clone(),
+            path: s.config_path.clone(),
+            current: s.interfaces.clone(),
+        });
+        self.push(Effect::SetLogFile(log_file));
+        for notice in state_moved.into_iter().chain(interfaces_moved) {
             self.log(notice);
         }
         let map = self.engine.reload(config);
