@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// The child's end of the readiness pipe.
 pub struct Readiness {
@@ -29,9 +29,9 @@ impl Readiness {
             .read(true)
             .write(true)
             .open("/dev/null")?;
-        for fd in 0..=2 {
-            nix::unistd::dup2(null.as_raw_fd(), fd)?;
-        }
+        nix::unistd::dup2_stdin(&null)?;
+        nix::unistd::dup2_stdout(&null)?;
+        nix::unistd::dup2_stderr(&null)?;
         Ok(())
     }
 
