@@ -87,13 +87,14 @@ fn wait_journaled(daemon: &Daemon, path: &Path, command: &str) {
     );
 }
 
-/// The journal's entries (lines after the header).
+/// The stops the journal holds now (its records folded), as
+/// `DOOR SRC COMMAND`.
 fn journal_entries(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(str::to_string)
+    let (entries, problems) = knockd::daemon::journal::read(path).unwrap_or_default();
+    assert!(problems.is_empty(), "{problems:?}");
+    entries
+        .iter()
+        .map(|e| format!("{} {} {}", e.door, e.src, e.command))
         .collect()
 }
 

@@ -352,9 +352,11 @@ fn local_addr_restricts_destinations() {
     assert_eq!(got.len(), 8, "{got:?}");
 }
 
-/// Without --dry-run the commands really run (here: create marker files).
+/// `--read` is dry unless told otherwise: a capture replayed by mistake on
+/// a production box must not change its firewall. With `--run-commands`
+/// the commands really run (here: create a marker file).
 #[test]
-fn replay_runs_commands_for_real_without_dry_run() {
+fn replay_runs_commands_only_with_run_commands() {
     let dir = tempfile::tempdir().unwrap();
     let marker: PathBuf = dir.path().join("opened");
     let conf = dir.path().join("real.conf");
@@ -369,16 +371,30 @@ fn replay_runs_commands_for_real_without_dry_run() {
     let pcap = dir.path().join("one.pcap");
     let frame = Link::Ethernet.frame(&ipv4("198.51.100.3", "192.0.2.1", tcp(7000, SYN), 0));
     write_pcap(&pcap, 1, &[(0, frame)]);
-    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
-        .args([
-            "--read".as_ref(),
-            pcap.as_os_str(),
-            "-c".as_ref(),
-            conf.as_os_str(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+            .args([
+                "--read".as_ref(),
+                pcap.as_os_str(),
+                "-c".as_ref(),
+                conf.as_os_str(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let dry = run(&[]);
+    assert!(
+        dry.contains(&format!(
+            "door: would run start command: echo 198.51.100.3 > {}",
+            marker.display()
+        )),
+        "{dry}"
+    );
+    assert!(!marker.exists(), "a plain --read ran the command");
+    run(&["--run-commands"]);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "198.51.100.3\n");
 }
 

@@ -49,7 +49,7 @@ fn render(action: &Action, door_names: &[String]) -> Option<String> {
             c.command
         ),
         Action::OneTimeUsed { door } => format!("used {}", door_names[door.0 as usize]),
-        Action::StopsChanged => return None,
+        Action::StopScheduled(_) => return None,
     })
 }
 
@@ -82,9 +82,9 @@ impl Run {
     fn drain(&mut self) {
         while let Some(a) = self.engine.poll_action() {
             if let Action::Run(c) = &a {
-                if let (CommandKind::Start, Some(door), Some(open)) = (c.kind, c.door, c.open) {
+                if let (CommandKind::Start, Some(door)) = (c.kind, c.door) {
                     self.starts
-                        .insert((c.name.to_string(), c.src), (door, open));
+                        .insert((c.name.to_string(), c.src), (door, c.open));
                 }
             }
             if let Some(line) = render(&a, &self.door_names) {

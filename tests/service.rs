@@ -47,7 +47,8 @@ use knockd::core::knock::Timestamp;
 mod fixture;
 use fixture::{time, Fixture};
 use knockd::core::service::{
-    CommandEnd, CommandId, Effect, Mode, Readiness, RestoredStop, Service, Settings,
+    Close, CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Mode,
+    Readiness, RestoredStop, Service, Settings,
 };
 
 const ONETIME: &str = "/virtual/otp";
@@ -92,17 +93,31 @@ impl Run {
                     }
                     format!("run #{} {command}", id.0)
                 }
-                Effect::Journal(entries) => {
-                    let text = if entries.is_empty() {
-                        "journal (empty)".to_string()
-                    } else {
-                        let shown: Vec<String> = entries
-                            .iter()
-                            .map(|e| format!("{} {} @{}: {}", e.door, e.src, e.due, e.command))
-                            .collect();
-                        format!("journal {}", shown.join(" | "))
+                Effect::Journal(write) => {
+                    let entry = |key: u64, e: &JournalEntry| {
+                        format!("+{key} {} {} @{}: {}", e.door, e.src, e.due, e.command)
                     };
-                    self.out.push(text);
+                    let (kind, shown): (&str, Vec<String>) = match &write {
+                        JournalWrite::Append(records) => (
+                            "journal",
+                            records
+                                .iter()
+                                .map(|r| match r {
+                                    JournalRecord::Add { key, entry: e } => entry(*key, e),
+                                    JournalRecord::Remove { key } => format!("-{key}"),
+                                })
+                                .collect(),
+                        ),
+                        JournalWrite::Rewrite(stops) => (
+                            "journal rewrite",
+                            stops.iter().map(|(k, e)| entry(*k, e)).collect(),
+                        ),
+                    };
+                    self.out.push(if shown.is_empty() {
+                        format!("{kind} (empty)")
+                    } else {
+                        format!("{kind} {}", shown.join(" | "))
+                    });
                     let result = self.journal_fails.clone().map_or(Ok(()), Err);
                     self.service.handle_journal_result(result, self.now);
                     continue;
@@ -135,6 +150,7 @@ impl Run {
                     continue;
                 }
                 Effect::InstallFilter(f) => format!("filter {f}"),
+                Effect::Kill { id } => format!("kill #{}", id.0),
                 Effect::SetLogFile(p) => format!(
                     "log-file {}",
                     p.map_or("none".to_string(), |p| p.display().to_string())
@@ -221,7 +237,11 @@ impl Run {
             }
             "shutdown" => {
                 self.now = time(words[1]);
-                self.service.handle_shutdown(self.now);
+                self.service.handle_shutdown(Close::All, self.now);
+            }
+            "shutdown-keeping" => {
+                self.now = time(words[1]);
+                self.service.handle_shutdown(Close::Due, self.now);
             }
             "next" => {
                 let got = self.service.poll_timeout().map(|t| t.to_string());
@@ -303,21 +323,27 @@ fixture_tests!(
     "service", run_fixture:
     addresses_follow_the_interface,
     bad_reload_keeps_running_config,
+    concurrent_commands_are_bounded,
     failed_start_reopens,
+    hung_start_is_killed_when_its_stop_is_due,
     journal_before_start,
-    journal_failure_is_reported,
+    journal_failure_keeps_the_door_shut,
+    many_doors_share_a_log_budget,
     one_time_mark_failure_never_revives,
     one_time_progression,
     only_v4_ignores_ipv6,
+    openings_per_door_are_bounded,
+    pending_stops_per_door_are_bounded,
     rate_limited_flood,
+    recovery_keeps_stops_not_yet_due,
     reload_keeps_door_identity,
     reload_settings_that_need_a_restart,
     replay_uses_capture_time,
+    restored_stops_do_not_count_as_open,
     restored_stops_run_on_time,
     same_named_doors_are_separate,
     shutdown_gives_up_after_grace,
     shutdown_runs_every_pending_stop,
     slow_command_reported_once,
     stop_retried_after_spawn_failure,
-    stop_waits_for_its_start,
 );

@@ -56,10 +56,17 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
     };
+    let mode = Mode::of(&cli);
     let Some((config, warnings)) = load_config(&cli.config) else {
+        if mode == Mode::Serve {
+            // Doors an earlier run left open still close on time.
+            let options = config_file::options_despite_errors(&cli.config);
+            let reason = format!("{} has errors", cli.config.display());
+            recover(&cli, &options, &reason);
+        }
         return ExitCode::from(EX_CONFIG);
     };
-    match Mode::of(&cli) {
+    match mode {
         Mode::Check => check(&cli, &config, warnings.len()),
         Mode::Status => status(&config),
         Mode::Serve => serve(&cli, config),
@@ -140,7 +147,9 @@ fn settings(cli: &Cli, config: &Config) -> Settings {
         only_v4: cli.only_ip_v4,
         debug: cli.debug,
         verbose: cli.verbose,
-        dry_run: cli.dry_run,
+        // `--read` is dry unless `--run-commands` says otherwise; the live
+        // daemon always runs them.
+        dry_run: cli.read.is_some() && !cli.run_commands,
         lookup: cli.lookup,
         local_addrs: cli.local_addr.clone(),
     }
@@ -170,13 +179,17 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     if let Ok(abs) = std::path::absolute(&settings.config_path) {
         settings.config_path = abs;
     }
+    let options = config.options.clone();
     if !cli.daemon {
         return match Daemon::start(&settings, config) {
             Ok(daemon) => {
                 ready();
                 finish(daemon.run())
             }
-            Err(e) => fail(&e),
+            Err(e) => {
+                recover(cli, &options, &e.to_string());
+                fail(&e)
+            }
         };
     }
     let pid_path = std::path::absolute(cli.pid_file(&config.options))
@@ -203,6 +216,7 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     let daemon = match Daemon::start(&settings, config) {
         Ok(d) => d,
         Err(e) => {
+            recover(cli, &options, &e.to_string());
             let code = exit_code(&e);
             readiness.fail(code, &format!("knockd: {e}"));
             return ExitCode::from(code);
@@ -215,6 +229,17 @@ fn serve(cli: &Cli, config: Config) -> ExitCode {
     let code = finish(daemon.run());
     drop(pid_file);
     code
+}
+
+/// The daemon cannot start (`reason`): the journaled stops that are due
+/// run first, the rest stay journaled (see `knockd::daemon::recover`).
+fn recover(cli: &Cli, options: &knockd::core::config::Options, reason: &str) {
+    let config = Config {
+        options: options.clone(),
+        doors: Vec::new(),
+    };
+    let settings = settings(cli, &config);
+    knockd::daemon::recover::run_due_stops(&settings, options, reason);
 }
 
 /// `--status`: the open doors as the journal of pending stop commands has
@@ -299,6 +324,7 @@ fn exit_code(e: &DaemonError) -> u8 {
         DaemonError::Log(_) => EX_CANTCREAT,
         DaemonError::Journal(knockd::daemon::journal::JournalError::Io(_)) => EX_CANTCREAT,
         DaemonError::Journal(knockd::daemon::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
+        DaemonError::Journal(knockd::daemon::journal::JournalError::Untrusted { .. }) => EX_CONFIG,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
     }
 }

@@ -1,5 +1,6 @@
 //! Keeps a flood of spoofed knocks from filling the disk with `Stage 1` and
-//! `sequence timeout` lines: above a per-door rate, those lines are counted
+//! `sequence timeout` lines: above a per-door rate (`LogRate`), and above a
+//! rate for all doors together (`MaxLogLines`), those lines are counted
 //! instead of written, and one summary line per second says how many.
 //! `OPEN SESAME` and command lines never pass through here.
 //!
@@ -14,101 +15,143 @@ use crate::core::knock::Timestamp;
 
 const WINDOW: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone, Copy)]
+/// One second of lines against one budget.
+#[derive(Debug, Clone, Copy, Default)]
 struct Window {
     start: Timestamp,
     written: u32,
     suppressed: u64,
 }
 
-/// Per-door one-second windows of noisy log lines.
+impl Window {
+    /// Whether one more line fits `rate` (0: no limit) at `now`; if not it
+    /// is counted. A window with nothing held back simply starts over.
+    fn allow(&mut self, rate: u32, now: Timestamp) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        if now >= self.start + WINDOW && self.suppressed == 0 {
+            *self = Window {
+                start: now,
+                ..Window::default()
+            };
+        }
+        if self.written < rate {
+            self.written += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    fn due(&self) -> Option<Timestamp> {
+        (self.suppressed > 0).then_some(self.start + WINDOW)
+    }
+
+    /// The count held back, once the window is over; it starts over.
+    fn take(&mut self, now: Timestamp) -> Option<u64> {
+        if self.suppressed == 0 || now < self.start + WINDOW {
+            return None;
+        }
+        let n = self.suppressed;
+        *self = Window {
+            start: now,
+            ..Window::default()
+        };
+        Some(n)
+    }
+}
+
+/// Lines held back in a second that is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The door, or `None` for the budget of all doors together.
+    pub door: Option<Arc<str>>,
+    pub count: u64,
+    /// The budget that held them back, per second.
+    pub rate: u32,
+}
+
+/// Per-door and overall one-second windows of noisy log lines.
 #[derive(Debug, Default)]
 pub struct LineLimiter {
     /// Lines per second per door; 0 means no limit.
     rate: u32,
+    /// Lines per second for all doors together; 0 means no limit.
+    total_rate: u32,
     doors: HashMap<Arc<str>, Window>,
+    total: Window,
 }
 
 impl LineLimiter {
-    pub fn new(rate: u32) -> Self {
+    pub fn new(rate: u32, total_rate: u32) -> Self {
         LineLimiter {
             rate,
-            doors: HashMap::new(),
+            total_rate,
+            ..LineLimiter::default()
         }
     }
 
-    /// Changes the rate (config reload); counts so far are kept.
-    pub fn set_rate(&mut self, rate: u32) {
+    /// Changes the rates (config reload); counts so far are kept.
+    pub fn set_rates(&mut self, rate: u32, total_rate: u32) {
         self.rate = rate;
+        self.total_rate = total_rate;
     }
 
     /// Whether a noisy line about `door` at `now` may be written; if not it
     /// is counted for the summary. Call [`LineLimiter::summaries`] first so
     /// a finished window is reported before a new one starts.
     pub fn allow(&mut self, door: &Arc<str>, now: Timestamp) -> bool {
-        if self.rate == 0 {
-            return true;
-        }
-        // A lookup first: the clone and insert happen once per door, not
-        // once per line of a flood.
-        if !self.doors.contains_key(door) {
-            self.doors.insert(
-                door.clone(),
-                Window {
+        if self.rate > 0 {
+            // A lookup first: the clone and insert happen once per door,
+            // not once per line of a flood.
+            if !self.doors.contains_key(door) {
+                let fresh = Window {
                     start: now,
-                    written: 0,
-                    suppressed: 0,
-                },
-            );
+                    ..Window::default()
+                };
+                self.doors.insert(door.clone(), fresh);
+            }
+            if let Some(w) = self.doors.get_mut(door) {
+                if !w.allow(self.rate, now) {
+                    return false;
+                }
+            }
         }
-        let Some(w) = self.doors.get_mut(door) else {
-            return true;
-        };
-        if now >= w.start + WINDOW && w.suppressed == 0 {
-            *w = Window {
-                start: now,
-                written: 0,
-                suppressed: 0,
-            };
-        }
-        if w.written < self.rate {
-            w.written += 1;
-            true
-        } else {
-            w.suppressed += 1;
-            false
-        }
+        self.total.allow(self.total_rate, now)
     }
 
     /// When the next summary is due.
     pub fn next_due(&self) -> Option<Timestamp> {
         self.doors
             .values()
-            .filter(|w| w.suppressed > 0)
-            .map(|w| w.start + WINDOW)
+            .chain(std::iter::once(&self.total))
+            .filter_map(Window::due)
             .min()
     }
 
-    /// The lines per second allowed per door (0: no limit).
-    pub fn rate(&self) -> u32 {
-        self.rate
-    }
-
-    /// For every window that ended by `now` with lines held back: the door
-    /// and how many, sorted by door; those windows start over.
-    pub fn summaries(&mut self, now: Timestamp) -> Vec<(Arc<str>, u64)> {
+    /// What every window that ended by `now` held back, doors sorted by
+    /// name, then all doors together; those windows start over.
+    pub fn summaries(&mut self, now: Timestamp) -> Vec<Summary> {
         let mut out = Vec::new();
         for (door, w) in self.doors.iter_mut() {
-            if w.suppressed > 0 && now >= w.start + WINDOW {
-                out.push((door.clone(), w.suppressed));
-                *w = Window {
-                    start: now,
-                    written: 0,
-                    suppressed: 0,
-                };
+            if let Some(count) = w.take(now) {
+                out.push(Summary {
+                    door: Some(door.clone()),
+                    count,
+                    rate: self.rate,
+                });
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.door.cmp(&b.door));
+        if let Some(count) = self.total.take(now) {
+            out.push(Summary {
+                door: None,
+                count,
+                rate: self.total_rate,
+            });
+        }
         out
     }
 }
@@ -121,18 +164,26 @@ mod tests {
         Timestamp::from_nanos(n * 1_000_000)
     }
 
+    fn door_summary(door: &Arc<str>, count: u64, rate: u32) -> Summary {
+        Summary {
+            door: Some(door.clone()),
+            count,
+            rate,
+        }
+    }
+
     #[test]
     fn floods_are_counted_and_summarised_once_per_second() {
         let door: Arc<str> = Arc::from("ssh");
         let other: Arc<str> = Arc::from("web");
-        let mut l = LineLimiter::new(3);
+        let mut l = LineLimiter::new(3, 0);
         let allowed: Vec<bool> = (0..5).map(|i| l.allow(&door, ms(i))).collect();
         assert_eq!(allowed, vec![true, true, true, false, false]);
         // Another door has its own budget.
         assert!(l.allow(&other, ms(5)));
         assert_eq!(l.next_due(), Some(ms(1000)));
         assert!(l.summaries(ms(999)).is_empty());
-        assert_eq!(l.summaries(ms(1000)), vec![(door.clone(), 2)]);
+        assert_eq!(l.summaries(ms(1000)), vec![door_summary(&door, 2, 3)]);
         assert_eq!(l.next_due(), None);
         assert!(l.allow(&door, ms(1001)));
     }
@@ -140,12 +191,31 @@ mod tests {
     #[test]
     fn quiet_doors_are_never_limited_and_zero_means_unlimited() {
         let door: Arc<str> = Arc::from("ssh");
-        let mut l = LineLimiter::new(2);
+        let mut l = LineLimiter::new(2, 0);
         for i in 0..10 {
             assert!(l.allow(&door, ms(i * 600)));
         }
-        let mut unlimited = LineLimiter::new(0);
+        let mut unlimited = LineLimiter::new(0, 0);
         assert!((0..1000).all(|i| unlimited.allow(&door, ms(i))));
         assert_eq!(unlimited.next_due(), None);
+    }
+
+    #[test]
+    fn many_doors_together_stay_within_the_total() {
+        let mut l = LineLimiter::new(2, 5);
+        let doors: Vec<Arc<str>> = (0..10).map(|i| Arc::from(format!("d{i}"))).collect();
+        let written = doors.iter().filter(|d| l.allow(d, ms(1))).count();
+        assert_eq!(
+            written, 5,
+            "each door under its own rate, all over the total"
+        );
+        assert_eq!(
+            l.summaries(ms(1001)),
+            vec![Summary {
+                door: None,
+                count: 5,
+                rate: 5
+            }]
+        );
     }
 }

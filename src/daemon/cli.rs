@@ -83,9 +83,15 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "daemon"])]
     pub read: Option<PathBuf>,
 
-    /// with --read: print the commands instead of running them
-    #[arg(long, requires = "read")]
+    /// with --read: print the commands instead of running them (the
+    /// default; kept so existing scripts work)
+    #[arg(long, requires = "read", conflicts_with = "run_commands")]
     pub dry_run: bool,
+
+    /// with --read: really run the doors' commands (as root: they change
+    /// the firewall) and mark used one-time sequences
+    #[arg(long, requires = "read")]
+    pub run_commands: bool,
 
     /// with --read: a destination address that counts as ours; repeatable
     /// (default: every destination)

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::onetime_file;
 use crate::core::config::onetime::first_live;
 use crate::core::config::{
-    io_reason, parse_partial, Config, Diagnostics, Parsed, SequenceSource, Warning,
+    io_reason, parse_partial, Config, Diagnostics, Options, Parsed, SequenceSource, Warning,
 };
 
 /// Reads, parses and resolves the config file at `path`: every problem of
@@ -51,11 +51,24 @@ pub fn load_from(reader: impl Read, path: &Path) -> Result<Parsed, Diagnostics> 
     }
 }
 
+/// The `[options]` of the file at `path` as far as they parse: a config
+/// with errors still names its `StateFile` and `LogFile`, which a daemon
+/// that cannot start needs to close the doors an earlier run left open.
+pub fn options_despite_errors(path: &Path) -> Options {
+    match std::fs::File::open(path) {
+        Ok(file) => parse_partial(file, path).0.options,
+        Err(_) => Options::default(),
+    }
+}
+
 /// Reads each one-time door's file: its live line, warnings about invalid
 /// lines, and errors (at the directive's line) when it cannot be read or
-/// written or has no unused line.
+/// written. A file with no unused line left is a warning, and its door is
+/// disabled: using up the last sequence is a normal event, and must never
+/// keep the daemon (and the stops it has to run) from starting.
 pub fn resolve(config: &mut Config, file: &Path, diag: &mut Diagnostics) {
     for door in &mut config.doors {
+        let name = door.name.clone();
         let SequenceSource::OneTime {
             path,
             directive_line,
@@ -69,7 +82,14 @@ pub fn resolve(config: &mut Config, file: &Path, diag: &mut Diagnostics) {
         let problem = match onetime_file::read(path) {
             Err(e) => Some(format!("cannot read {shown}: {}", io_reason(&e))),
             Ok(text) => match first_live(&text, path, |_| false, &mut diag.warnings) {
-                None => Some(format!("{shown} has no unused valid sequence line")),
+                None => {
+                    diag.warn(
+                        file,
+                        Some(*directive_line),
+                        format!("{shown} has no unused sequence left: door [{name}] is disabled"),
+                    );
+                    None
+                }
                 // Used lines are marked in the file; one knockd cannot
                 // write would open with the same sequence again after every
                 // reload or restart.

@@ -8,7 +8,9 @@ use super::output::Output;
 use super::runner::Runner;
 use crate::core::config::io_reason;
 use crate::core::knock::Timestamp;
-use crate::core::service::{CommandEnd, Effect, Notice, Readiness, Service};
+use crate::core::service::{
+    CommandEnd, Effect, JournalEntry, JournalRecord, JournalWrite, Notice, Readiness, Service,
+};
 
 /// The part of carrying out effects that differs between the live daemon
 /// and a replay.
@@ -47,25 +49,37 @@ impl Executor {
                         service.handle_command_ended(id, CommandEnd::SpawnFailed(reason), now);
                     }
                 }
-                Effect::Journal(entries) => {
-                    let result = match &self.journal {
-                        None => Ok(()),
-                        Some(j) => {
-                            let time = self.out.time();
-                            let entries: Vec<journal::Entry> = entries
+                Effect::Journal(write) => {
+                    let time = self.out.time();
+                    let entry = |e: JournalEntry| journal::Entry {
+                        due: time.wall(e.due),
+                        src: e.src,
+                        door: e.door.to_string(),
+                        command: e.command,
+                    };
+                    let result = match (&mut self.journal, write) {
+                        (None, _) => Ok(()),
+                        (Some(j), JournalWrite::Append(records)) => {
+                            let records: Vec<journal::Record> = records
                                 .into_iter()
-                                .map(|e| journal::Entry {
-                                    due: time.wall(e.due),
-                                    src: e.src,
-                                    door: e.door.to_string(),
-                                    command: e.command,
+                                .map(|r| match r {
+                                    JournalRecord::Add { key, entry: e } => {
+                                        journal::Record::Add(key, entry(e))
+                                    }
+                                    JournalRecord::Remove { key } => journal::Record::Remove(key),
                                 })
                                 .collect();
-                            j.write(&entries).map_err(|e| e.to_string())
+                            j.append(&records)
+                        }
+                        (Some(j), JournalWrite::Rewrite(stops)) => {
+                            let stops: Vec<(u64, journal::Entry)> =
+                                stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
+                            j.rewrite(&stops)
                         }
                     };
-                    service.handle_journal_result(result, now);
+                    service.handle_journal_result(result.map_err(|e| e.to_string()), now);
                 }
+                Effect::Kill { id } => self.runner.kill(id),
                 Effect::UseOneTime {
                     door,
                     path,

@@ -61,7 +61,9 @@ impl Tagger {
             .name("knockd-lookup".into())
             .spawn(move || {
                 for ip in inbox {
-                    let name = resolve(ip).filter(|n| *n != ip.to_string());
+                    let name = resolve(ip)
+                        .filter(|n| *n != ip.to_string())
+                        .map(|n| printable(&n));
                     if outbox.send((ip, name)).is_err() {
                         break;
                     }
@@ -166,6 +168,22 @@ impl Tagger {
     }
 }
 
+/// A host name as it may appear in a log line: whoever controls the
+/// knocker's reverse DNS chooses it, so anything but letters, digits and
+/// `.-_` is written as `\xNN` (no newline to forge a line, no escape to
+/// drive a terminal, nothing a log parser would split on).
+pub fn printable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes().take(255) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 impl AsFd for Tagger {
     /// Readable when a lookup finished.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -198,6 +216,18 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         got
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_to_printable_ascii() {
+        assert_eq!(printable("client.example-1_a"), "client.example-1_a");
+        assert_eq!(
+            printable("evil\n[2026-01-01 00:00] 1.2.3.4: ssh: OPEN SESAME"),
+            "evil\\x0a\\x5b2026-01-01\\x2000\\x3a00\\x5d\\x201.2.3.4\\x3a\\x20ssh\\x3a\\x20OPEN\\x20SESAME"
+        );
+        assert_eq!(printable("\u{1b}[31mred"), "\\x1b\\x5b31mred");
+        assert_eq!(printable("é"), "\\xc3\\xa9");
+        assert_eq!(printable(&"a".repeat(300)).len(), 255);
     }
 
     #[test]

@@ -7,9 +7,8 @@
 //! knockd 0.8 no message ends in a stray blank line.
 
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -121,11 +120,9 @@ impl OperatorLog {
 }
 
 fn open_append(path: &Path) -> Result<File, LogOpenError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
+    // Never through a symbolic link: root appending to whatever a link in
+    // a writable log directory points at is a classic takeover.
+    super::safe_file::open_append(path, 0o640)
         .map_err(|e| FileError::new("cannot open log file", path, e))
 }
 

@@ -2,9 +2,8 @@
 //! so a second instance on the same file refuses to start instead of
 //! overwriting it, and removed on exit.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -30,14 +29,8 @@ impl PidFile {
     /// Creates (or takes over a stale) pid file, locks it and writes our pid.
     pub fn create(path: &Path) -> Result<PidFile, PidFileError> {
         let err = |e: std::io::Error| PidFileError::Io(FileError::new("pid file", path, e));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(err)?;
+        // Never through a symbolic link: it is truncated below, as root.
+        let file = super::safe_file::open_rw(path, 0o644).map_err(err)?;
         let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(locked) => locked,
             Err((mut file, _)) => {

@@ -16,7 +16,7 @@ use super::settings::Settings;
 use crate::core::config::Config;
 use crate::core::engine::LocalAddrs;
 use crate::core::knock::Timestamp;
-use crate::core::service::{Mode, Readiness, Service, SHUTDOWN_GRACE};
+use crate::core::service::{Close, Mode, Readiness, Service, SHUTDOWN_GRACE};
 
 /// What a replay saw, for its closing line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn replay(
     }
     // Commands run in real time, whatever the capture's clock says: wait
     // for them in real time.
-    service.handle_shutdown(last);
+    service.handle_shutdown(Close::All, last);
     exec.drain(&mut service, &mut Offline, last);
     let until = Instant::now() + SHUTDOWN_GRACE;
     while !service.is_finished() && Instant::now() < until {

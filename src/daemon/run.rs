@@ -27,7 +27,7 @@ use super::signals::Signals;
 use crate::core::config::Config;
 use crate::core::engine::LocalAddrs;
 use crate::core::knock::{Knock, Timestamp};
-use crate::core::service::{Mode, Notice, Readiness, RestoredStop, Service};
+use crate::core::service::{Close, Mode, Notice, Readiness, RestoredStop, Service};
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -286,7 +286,7 @@ impl Daemon {
     /// in flight, then logs capture statistics and `shutting down`.
     fn shut_down(&mut self) {
         let now = monotonic_now();
-        self.service.handle_shutdown(now);
+        self.service.handle_shutdown(Close::All, now);
         self.drain(now);
         while !self.service.is_finished() {
             // SIGCHLD on the signal pipe wakes this up when a command ends.

@@ -24,6 +24,8 @@ impl Runner {
     /// Starts `command` as command `id`; `Err` holds why the system refused
     /// (report it as [`CommandEnd::SpawnFailed`]).
     pub fn spawn(&mut self, id: CommandId, command: &str) -> Result<(), String> {
+        // A command sees stdin, stdout and stderr, nothing else.
+        super::fds::cloexec_all().map_err(|e| io_reason(&e))?;
         let mut sh = std::process::Command::new("/bin/sh");
         sh.arg("-c")
             .arg(command)
@@ -36,6 +38,17 @@ impl Runner {
         let child = sh.spawn().map_err(|e| io_reason(&e))?;
         self.children.insert(id, child);
         Ok(())
+    }
+
+    /// Kills command `id` with its process group (whatever it started too),
+    /// if it is still running; its end is reaped as usual.
+    pub fn kill(&mut self, id: CommandId) {
+        if let Some(child) = self.children.get(&id) {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            // The command is its group's leader (`process_group(0)`); a
+            // group already gone is fine.
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 
     /// The commands that have ended since the last call (after SIGCHLD, or

@@ -39,6 +39,20 @@ pub const MAX_SEQUENCE_LEN: usize = 32;
 pub const DEFAULT_MAX_ATTEMPTS: usize = 1 << 19;
 /// Default `LogRate`: far above any real knocking, far below a flood.
 pub const DEFAULT_LOG_RATE: u32 = 50;
+/// Default `MaxCommands`: commands running at once. A firewall command takes
+/// milliseconds, so 16 at once still runs hundreds a second, while a flood
+/// can never put more than 16 root shells (a few MiB each) on the machine.
+pub const DEFAULT_MAX_COMMANDS: usize = 16;
+/// Default `MaxOpensPerMinute` (per door): no person knocks a door open
+/// once a second for a minute; a flood of spoofed sources at a door anyone
+/// can open is held to this.
+pub const DEFAULT_MAX_OPENS_PER_MINUTE: u32 = 60;
+/// Default `MaxPendingStops` (per door): firewall rules a door can have
+/// open at once, whatever `Cmd_Timeout` is.
+pub const DEFAULT_MAX_PENDING_STOPS: usize = 1024;
+/// Default `MaxLogLines`: stage and sequence-timeout lines per second for
+/// all doors together (each door also has `LogRate`).
+pub const DEFAULT_MAX_LOG_LINES: u32 = 200;
 /// Default journal of pending stop commands.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/knockd/state";
 /// Default pid file, as knockd.
@@ -69,6 +83,15 @@ pub struct Options {
     /// `LogRate` (ours): stage and sequence-timeout lines per second per
     /// door before the rest are counted instead of written; 0: no limit.
     pub log_rate: u32,
+    /// `MaxLogLines` (ours): the same for all doors together; 0: no limit.
+    pub max_log_lines: u32,
+    /// `MaxCommands` (ours): commands running at once; the rest queue,
+    /// stops first.
+    pub max_commands: usize,
+    /// `MaxOpensPerMinute` (ours): openings per door per minute.
+    pub max_opens_per_minute: u32,
+    /// `MaxPendingStops` (ours): stop commands pending per door.
+    pub max_pending_stops: usize,
 }
 
 impl Options {
@@ -91,6 +114,10 @@ impl Default for Options {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             state_file: None,
             log_rate: DEFAULT_LOG_RATE,
+            max_log_lines: DEFAULT_MAX_LOG_LINES,
+            max_commands: DEFAULT_MAX_COMMANDS,
+            max_opens_per_minute: DEFAULT_MAX_OPENS_PER_MINUTE,
+            max_pending_stops: DEFAULT_MAX_PENDING_STOPS,
         }
     }
 }

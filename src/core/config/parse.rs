@@ -25,6 +25,9 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Largest timeout accepted, so deadline arithmetic can never overflow.
 const MAX_TIMEOUT_SECS: f64 = 1e9;
 
+/// Largest `MaxCommands`: more root shells at once than this is no bound.
+const MAX_MAX_COMMANDS: usize = 1024;
+
 /// Largest `MaxAttempts`: 16 Mi attempts is already about 1 GiB of table.
 const MAX_MAX_ATTEMPTS: usize = 1 << 24;
 
@@ -330,7 +333,16 @@ impl Parser<'_> {
         }
         if !matches!(
             upper.as_str(),
-            "LOGFILE" | "PIDFILE" | "INTERFACE" | "MAXATTEMPTS" | "STATEFILE" | "LOGRATE"
+            "LOGFILE"
+                | "PIDFILE"
+                | "INTERFACE"
+                | "MAXATTEMPTS"
+                | "STATEFILE"
+                | "LOGRATE"
+                | "MAXLOGLINES"
+                | "MAXCOMMANDS"
+                | "MAXOPENSPERMINUTE"
+                | "MAXPENDINGSTOPS"
         ) {
             self.error(number, Some(key), "unknown option");
             return;
@@ -362,12 +374,37 @@ impl Parser<'_> {
                     format!("\"{value}\" is not a whole number from 1 to {MAX_MAX_ATTEMPTS}"),
                 ),
             },
-            "LOGRATE" => match value.parse::<u32>() {
-                Ok(n) if n <= 1_000_000 => self.options.log_rate = n,
+            "LOGRATE" | "MAXLOGLINES" => match value.parse::<u32>() {
+                Ok(n) if n <= 1_000_000 && upper == "LOGRATE" => self.options.log_rate = n,
+                Ok(n) if n <= 1_000_000 => self.options.max_log_lines = n,
                 _ => self.error(
                     number,
                     Some(key),
                     format!("\"{value}\" is not a whole number of lines per second (0: no limit)"),
+                ),
+            },
+            "MAXCOMMANDS" => match value.parse::<usize>() {
+                Ok(n @ 1..=MAX_MAX_COMMANDS) => self.options.max_commands = n,
+                _ => self.error(
+                    number,
+                    Some(key),
+                    format!("\"{value}\" is not a whole number from 1 to {MAX_MAX_COMMANDS}"),
+                ),
+            },
+            "MAXOPENSPERMINUTE" => match value.parse::<u32>() {
+                Ok(n @ 1..=1_000_000) => self.options.max_opens_per_minute = n,
+                _ => self.error(
+                    number,
+                    Some(key),
+                    format!("\"{value}\" is not a whole number from 1 to 1000000"),
+                ),
+            },
+            "MAXPENDINGSTOPS" => match value.parse::<usize>() {
+                Ok(n @ 1..=1_000_000) => self.options.max_pending_stops = n,
+                _ => self.error(
+                    number,
+                    Some(key),
+                    format!("\"{value}\" is not a whole number from 1 to 1000000"),
                 ),
             },
             // Unknown keys were reported above.
@@ -407,6 +444,10 @@ impl Parser<'_> {
                     | "MAXATTEMPTS"
                     | "STATEFILE"
                     | "LOGRATE"
+                    | "MAXLOGLINES"
+                    | "MAXCOMMANDS"
+                    | "MAXOPENSPERMINUTE"
+                    | "MAXPENDINGSTOPS"
                     | "USESYSLOG"
             ) {
                 self.error(

@@ -5,6 +5,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::stops::PendingStop;
+
 /// Index of a door in the config the engine runs now. Doors are told
 /// apart by it, never by name: two doors may share a name, and each still
 /// runs its own start and stop commands. A reload renumbers doors
@@ -28,9 +30,10 @@ pub enum Action {
     /// engine the next one ([`super::Engine::set_sequence`]). Until then the
     /// door accepts no sequence at all, so a used one can never open twice.
     OneTimeUsed { door: DoorId },
-    /// The set of pending stop commands changed: rewrite the journal
-    /// ([`super::Engine::pending_stops`]).
-    StopsChanged,
+    /// A stop command was scheduled, or moved to a new time (an extended
+    /// door): the journal must know it before the start it undoes runs.
+    /// A stop leaves the schedule by running ([`Action::Run`]).
+    StopScheduled(PendingStop),
 }
 
 /// Whether a command opens or closes.
@@ -51,8 +54,8 @@ pub struct Command {
     pub src: IpAddr,
     pub kind: CommandKind,
     pub command: String,
-    /// The opening this command starts or undoes (`None`: a restored stop).
-    pub open: Option<OpenId>,
+    /// The opening this command starts or undoes.
+    pub open: OpenId,
 }
 
 /// An operator message. Its `Display` is the exact knockd 0.8 text (without

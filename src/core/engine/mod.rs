@@ -158,10 +158,56 @@ impl Engine {
             .map(|(i, d)| (DoorId(i as u16), &d.config, d.live.as_ref()))
     }
 
-    /// Puts back a stop command journaled by an earlier run. A stop already
-    /// overdue runs at the next [`Engine::handle_timeout`].
-    pub fn restore_stop(&mut self, stop: PendingStop) {
+    /// Puts back a stop command journaled by an earlier run, under a new
+    /// opening number (returned). It belongs to no door: the firewall may
+    /// have forgotten the rule meanwhile (a reboot), so a knock must run the
+    /// start command again rather than only extend this stop. A stop
+    /// already overdue runs at the next [`Engine::handle_timeout`].
+    pub fn restore_stop(
+        &mut self,
+        name: Arc<str>,
+        src: IpAddr,
+        command: String,
+        due: Timestamp,
+    ) -> OpenId {
+        let open = self.next_open();
+        self.stops.add(PendingStop {
+            door: None,
+            name,
+            src,
+            command,
+            due,
+            open,
+        });
+        open
+    }
+
+    /// Schedules `stop` again (a stop the system refused to start), keeping
+    /// its opening.
+    pub fn reschedule_stop(&mut self, stop: PendingStop) {
         self.stops.add(stop);
+    }
+
+    /// Takes the stop of opening `open` off the schedule: the opening was
+    /// refused or undone before its start command ran.
+    pub fn cancel_open(&mut self, open: OpenId) -> Option<PendingStop> {
+        self.stops.remove(open)
+    }
+
+    /// Stop commands pending for `door`.
+    pub fn pending_stops_of(&self, door: DoorId) -> usize {
+        self.stops.count(door)
+    }
+
+    /// The actions not yet polled, left in place: what an opening is made
+    /// of is decided together.
+    pub fn peek_actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter()
+    }
+
+    fn next_open(&mut self) -> OpenId {
+        self.opens += 1;
+        OpenId(self.opens)
     }
 
     /// The stop commands not yet run, in deadline order: what the shell
@@ -192,13 +238,8 @@ impl Engine {
     /// open behind the daemon.
     pub fn close_all(&mut self, now: Timestamp) {
         self.advance_clock(now);
-        let mut any = false;
         while let Some(stop) = self.stops.pop_due(Timestamp::from_nanos(u64::MAX)) {
             self.fire_stop(stop);
-            any = true;
-        }
-        if any {
-            self.actions.push_back(Action::StopsChanged);
         }
     }
 
@@ -229,7 +270,6 @@ impl Engine {
     /// Fires everything due at `now`, in deadline order.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.advance_clock(now);
-        let mut stops_changed = false;
         while let Some((at, timer)) = self.next_timer() {
             if at > now {
                 break;
@@ -251,7 +291,6 @@ impl Engine {
                 Timer::Stop => {
                     if let Some(stop) = self.stops.pop_due(now) {
                         self.fire_stop(stop);
-                        stops_changed = true;
                     }
                 }
                 Timer::EvictionReport => {
@@ -264,9 +303,6 @@ impl Engine {
                     self.last_eviction_report = Some(now);
                 }
             }
-        }
-        if stops_changed {
-            self.actions.push_back(Action::StopsChanged);
         }
     }
 
@@ -485,35 +521,42 @@ impl Engine {
             let stop = door.config.stop_command_for(v6);
             let due = now + door.config.cmd_timeout;
             let extend = stop.is_some() && door.config.reopen == Reopen::Extend;
-            if extend && self.stops.extend(id, src, due) {
+            let extended = if extend {
+                self.stops.extend(id, src, due)
+            } else {
+                None
+            };
+            if let Some(stop) = extended {
                 self.actions.push_back(Action::Log(Event::Extended {
                     src,
                     door: name.clone(),
                 }));
+                self.actions.push_back(Action::StopScheduled(stop));
             } else {
+                let start = substitute_ip(start, src);
+                let stop = stop.map(|s| substitute_ip(s, src));
                 self.opens += 1;
-                let open = Some(OpenId(self.opens));
+                let open = OpenId(self.opens);
                 self.actions.push_back(Action::Run(Command {
                     door: Some(id),
                     name: name.clone(),
                     src,
                     kind: CommandKind::Start,
-                    command: substitute_ip(start, src),
+                    command: start,
                     open,
                 }));
-                if let Some(stop) = stop {
-                    self.stops.add(PendingStop {
+                if let Some(command) = stop {
+                    let stop = PendingStop {
                         door: Some(id),
                         name: name.clone(),
                         src,
-                        command: substitute_ip(stop, src),
+                        command,
                         due,
                         open,
-                    });
+                    };
+                    self.stops.add(stop.clone());
+                    self.actions.push_back(Action::StopScheduled(stop));
                 }
-            }
-            if stop.is_some() {
-                self.actions.push_back(Action::StopsChanged);
             }
         }
         if matches!(door.config.sequence, SequenceSource::OneTime { .. }) {

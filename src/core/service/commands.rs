@@ -1,7 +1,8 @@
-//! The commands in flight: started and not yet reported ended, and stop
-//! commands waiting for the start they undo.
+//! The commands in flight: running (at most a bound at once), queued for a
+//! free slot (stops before starts), and stops waiting for the start they
+//! undo to end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +19,74 @@ pub(super) struct Running {
 }
 
 /// Commands by id, in the order they started.
-#[derive(Default)]
 pub(super) struct Commands {
     running: BTreeMap<CommandId, Running>,
     /// Stop commands whose start (same opening) is still running.
     waiting: Vec<Command>,
+    /// Waiting for a free slot; stops go first.
+    queued_stops: VecDeque<Command>,
+    queued_starts: VecDeque<Command>,
+    /// Commands running at once at most.
+    max: usize,
     last_id: u64,
 }
 
 impl Commands {
+    pub fn new(max: usize) -> Self {
+        Commands {
+            running: BTreeMap::new(),
+            waiting: Vec::new(),
+            queued_stops: VecDeque::new(),
+            queued_starts: VecDeque::new(),
+            max: max.max(1),
+            last_id: 0,
+        }
+    }
+
+    /// A reload may change the bound; what runs keeps running.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+    }
+
+    /// Whether another command may start now.
+    pub fn has_slot(&self) -> bool {
+        self.running.len() < self.max
+    }
+
+    /// Holds `cmd` until a slot frees up.
+    pub fn enqueue(&mut self, cmd: Command) {
+        match cmd.kind {
+            CommandKind::Stop => self.queued_stops.push_back(cmd),
+            CommandKind::Start => self.queued_starts.push_back(cmd),
+        }
+    }
+
+    /// The next queued command, if a slot is free: stops first, so doors
+    /// close on time whatever a flood of openings queued.
+    pub fn next_queued(&mut self) -> Option<Command> {
+        if !self.has_slot() {
+            return None;
+        }
+        self.queued_stops
+            .pop_front()
+            .or_else(|| self.queued_starts.pop_front())
+    }
+
+    /// Takes the queued (not yet started) start of opening `open`.
+    pub fn dequeue_start(&mut self, open: OpenId) -> Option<Command> {
+        let i = self.queued_starts.iter().position(|c| c.open == open)?;
+        self.queued_starts.remove(i)
+    }
+
+    /// Takes every queued start whose opening `drop` says to drop.
+    pub fn dequeue_starts(&mut self, mut drop: impl FnMut(OpenId) -> bool) -> Vec<Command> {
+        let (out, keep): (Vec<Command>, Vec<Command>) = std::mem::take(&mut self.queued_starts)
+            .into_iter()
+            .partition(|c| drop(c.open));
+        self.queued_starts = keep.into();
+        out
+    }
+
     /// Records `cmd` as started at `now` and names it.
     pub fn start(&mut self, cmd: Command, now: Timestamp) -> CommandId {
         self.last_id += 1;
@@ -51,11 +111,12 @@ impl Commands {
         self.running.remove(&id)
     }
 
-    /// Whether the start command of opening `open` is still running.
-    pub fn start_running(&self, open: OpenId) -> bool {
+    /// The running start command of opening `open`.
+    pub fn running_start(&self, open: OpenId) -> Option<CommandId> {
         self.running
-            .values()
-            .any(|r| r.cmd.kind == CommandKind::Start && r.cmd.open == Some(open))
+            .iter()
+            .find(|(_, r)| r.cmd.kind == CommandKind::Start && r.cmd.open == open)
+            .map(|(id, _)| *id)
     }
 
     /// Holds a stop until its start has ended.
@@ -67,7 +128,7 @@ impl Commands {
     pub fn release(&mut self, open: OpenId) -> Vec<Command> {
         let (ready, still): (Vec<Command>, Vec<Command>) = std::mem::take(&mut self.waiting)
             .into_iter()
-            .partition(|c| c.open == Some(open));
+            .partition(|c| c.open == open);
         self.waiting = still;
         ready
     }
@@ -76,19 +137,12 @@ impl Commands {
         self.running.len()
     }
 
-    /// Nothing running and nothing waiting.
+    /// Nothing running, queued or waiting.
     pub fn is_idle(&self) -> bool {
-        self.running.is_empty() && self.waiting.is_empty()
-    }
-
-    /// Stop commands not yet run to completion: running, or waiting for
-    /// their start. The journal keeps them.
-    pub fn unfinished_stops(&self) -> impl Iterator<Item = &Command> {
-        self.running
-            .values()
-            .map(|r| &r.cmd)
-            .filter(|c| c.kind == CommandKind::Stop)
-            .chain(self.waiting.iter())
+        self.running.is_empty()
+            && self.waiting.is_empty()
+            && self.queued_stops.is_empty()
+            && self.queued_starts.is_empty()
     }
 
     /// When a running command next deserves a "still running" report.
@@ -121,12 +175,9 @@ impl Commands {
             .collect()
     }
 
-    /// (door, command) of every stop still waiting for its start.
-    pub fn waiting_commands(&self) -> Vec<(Arc<str>, String)> {
-        self.waiting
-            .iter()
-            .map(|c| (c.name.clone(), c.command.clone()))
-            .collect()
+    /// Every stop not run: waiting for its start, or queued for a slot.
+    pub fn unstarted_stops(&self) -> impl Iterator<Item = &Command> {
+        self.waiting.iter().chain(self.queued_stops.iter())
     }
 
     /// Re-keys door ids after a reload (`map[old]` is the new id).
@@ -137,7 +188,12 @@ impl Commands {
         for r in self.running.values_mut() {
             fix(&mut r.cmd.door);
         }
-        for c in &mut self.waiting {
+        let queued = self
+            .waiting
+            .iter_mut()
+            .chain(self.queued_stops.iter_mut())
+            .chain(self.queued_starts.iter_mut());
+        for c in queued {
             fix(&mut c.door);
         }
     }

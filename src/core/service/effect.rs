@@ -38,6 +38,26 @@ pub struct JournalEntry {
     pub command: String,
 }
 
+/// One change to the journal, appended to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalRecord {
+    /// The stop known as `key` is pending (a later record for the same key
+    /// replaces it: an extended door, a stop scheduled again).
+    Add { key: u64, entry: JournalEntry },
+    /// The stop known as `key` ran, or will never run.
+    Remove { key: u64 },
+}
+
+/// How to bring the journal file up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalWrite {
+    /// Append these records (synced).
+    Append(Vec<JournalRecord>),
+    /// Replace the whole file, atomically, with these stops (by key): at
+    /// start, after a failed write, and when appended records pile up.
+    Rewrite(Vec<(u64, JournalEntry)>),
+}
+
 /// What systemd (or the parent of `-d`) is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {
@@ -58,10 +78,14 @@ pub enum Effect {
     /// Run `command` with `/bin/sh -c`; report its end with
     /// [`super::Service::handle_command_ended`].
     Run { id: CommandId, command: String },
-    /// Replace the journal of pending stops with these entries. The shell
-    /// answers with [`super::Service::handle_journal_result`] before it
-    /// polls the next effect.
-    Journal(Vec<JournalEntry>),
+    /// Write the journal of pending stops, durably. The shell answers with
+    /// [`super::Service::handle_journal_result`] before it polls the next
+    /// effect: the start commands this write covers come after it, and do
+    /// not run if it failed.
+    Journal(JournalWrite),
+    /// Kill command `id` and its process group (a start still running when
+    /// its stop is due); its end is reported as usual.
+    Kill { id: CommandId },
     /// A one-time door's live line was used: with `mark`, write `#` over
     /// it in the file (where [`crate::core::config::onetime::locate_used`]
     /// says); then read the file and hand its bytes to

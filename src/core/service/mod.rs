@@ -2,12 +2,14 @@
 //!
 //! The engine decides what a packet means for a door; the service decides
 //! everything else the daemon does about it: which lines are written (and
-//! which a flood only counts), when the journal of pending stops must be
-//! written and that it is written before the start command it covers runs,
-//! how a one-time door moves to its next line and never revives a used
-//! one, when a stop waits for its start, what a failed start or a stop the
-//! system refused means, what a reload keeps, and how shutdown leaves no
-//! door open. It reads no clock and touches no file, process or socket.
+//! which a flood only counts), what is journaled and that a stop is durably
+//! journaled before the start command it undoes runs (and the door does not
+//! open when it cannot be), how many commands run at once and how often a
+//! door may open, how a one-time door moves to its next line and never
+//! revives a used one, what happens to a start still running when its stop
+//! is due, what a failed start or a stop the system refused means, what a
+//! reload keeps, and how shutdown leaves no door open. It reads no clock
+//! and touches no file, process or socket.
 //!
 //! # Run-loop contract (as quinn-proto and str0m)
 //!
@@ -25,10 +27,13 @@
 //! finds nothing due does nothing. Time never goes backwards inside: an
 //! input older than one already seen counts as happening at the latest.
 
+mod caps;
 mod commands;
 mod effect;
+mod journal;
 mod notice;
 mod onetime;
+mod reload;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -36,17 +41,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use effect::{CommandEnd, CommandId, Effect, JournalEntry, Readiness};
+pub use caps::Limit;
+pub use effect::{
+    CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness,
+};
 pub use notice::Notice;
 
-use crate::core::config::{Config, Diagnostics, Parsed};
+use crate::core::config::Config;
 use crate::core::engine::{
-    Action, Command, CommandKind, DoorId, Engine, Event, LocalAddrs, PendingStop, Stats,
+    Action, Command, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, PendingStop, Stats,
 };
 use crate::core::filter::build_filter;
 use crate::core::knock::{Knock, Timestamp};
 use crate::core::ratelimit::LineLimiter;
+use caps::{Caps, Refusal};
 use commands::{Commands, Running};
+use journal::JournalBook;
 use onetime::OneTimeDoors;
 
 /// How long shutdown waits for the stop commands it started.
@@ -55,8 +65,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// When a stop command the system refused to start is tried again.
 pub const STOP_RETRY: Duration = Duration::from_secs(5);
 
+/// When a journal that could not be written is tried again.
+pub const JOURNAL_RETRY: Duration = Duration::from_secs(5);
+
 /// After this long a command still running is reported (not killed: it may
-/// be a slow firewall reload that must finish).
+/// be a slow firewall reload that must finish; only a start whose stop is
+/// due is killed).
 pub const SLOW_COMMAND: Duration = Duration::from_secs(60);
 
 /// Where the inputs come from, which decides what may be trusted to real
@@ -103,14 +117,14 @@ pub struct RestoredStop {
     pub command: String,
 }
 
-/// An effect as queued. The journal and the filter are snapshots of state
-/// that later inputs may change again, so they are taken when polled: a
-/// write queued before a change still writes the state after it, and a
-/// snapshot already handed out is not handed out twice.
-enum Queued {
-    Now(Effect),
-    Journal,
-    Filter,
+/// What shutdown does with the stop commands not yet due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// Run them all now: a clean exit leaves no door open.
+    All,
+    /// Leave them journaled for the next start (a start that cannot go on,
+    /// such as a config error, after the overdue ones ran).
+    Due,
 }
 
 /// Where shutdown is.
@@ -124,6 +138,15 @@ enum Phase {
     Finished,
 }
 
+/// An effect as queued. The journal and the filter are written as they are
+/// when polled: a write queued before a change still writes the state
+/// after it, and nothing already written is written twice.
+enum Queued {
+    Now(Effect),
+    Journal,
+    Filter,
+}
+
 /// The daemon's decisions. See the module docs for the contract.
 pub struct Service {
     settings: Settings,
@@ -132,8 +155,12 @@ pub struct Service {
     /// counts every destination as ours.
     local: Option<Vec<IpAddr>>,
     limiter: LineLimiter,
+    caps: Caps,
     onetime: OneTimeDoors,
     commands: Commands,
+    journal: JournalBook,
+    /// When a journal that could not be written is tried again.
+    journal_retry: Option<Timestamp>,
     effects: VecDeque<Queued>,
     now: Timestamp,
     /// The filter for the doors and addresses as they are now.
@@ -141,11 +168,6 @@ pub struct Service {
     /// The filter handed out last.
     installed: String,
     filter_stale: bool,
-    journal_stale: bool,
-    /// Bumped at each change of the journal's content; the version handed
-    /// out last.
-    journal_version: u64,
-    journal_written: u64,
     /// Where in `effects` the first start command queued by the current
     /// input is: the journal write goes before it.
     first_start: Option<usize>,
@@ -158,23 +180,24 @@ impl Service {
     /// A service for `config`'s doors, whose one-time files the shell has
     /// already resolved. `local` is what counts as our address.
     pub fn new(config: &Config, settings: Settings, local: LocalAddrs, now: Timestamp) -> Self {
+        let o = &config.options;
         let mut service = Service {
             engine: Engine::new(config, local.clone()),
             local: match local {
                 LocalAddrs::Any => None,
                 LocalAddrs::List(addrs) => Some(addrs),
             },
-            limiter: LineLimiter::new(config.options.log_rate),
+            limiter: LineLimiter::new(o.log_rate, o.max_log_lines),
+            caps: Caps::new(o.max_opens_per_minute, o.max_pending_stops),
             onetime: OneTimeDoors::new(config),
-            commands: Commands::default(),
+            commands: Commands::new(o.max_commands),
+            journal: JournalBook::default(),
+            journal_retry: None,
             effects: VecDeque::new(),
             now,
             filter: String::new(),
             installed: String::new(),
             filter_stale: false,
-            journal_stale: false,
-            journal_version: 0,
-            journal_written: 0,
             first_start: None,
             reloading: false,
             phase: Phase::Serving,
@@ -202,6 +225,11 @@ impl Service {
         self.commands.running_count()
     }
 
+    /// Stop commands journaled (pending, queued, waiting or running).
+    pub fn journaled(&self) -> usize {
+        self.journal.len()
+    }
+
     /// True once shutdown is complete: every stop ran or is journaled.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Finished
@@ -212,15 +240,16 @@ impl Service {
         loop {
             match self.effects.pop_front()? {
                 Queued::Now(effect) => return Some(effect),
-                Queued::Journal if self.journal_written != self.journal_version => {
-                    self.journal_written = self.journal_version;
-                    return Some(Effect::Journal(self.journal_entries()));
+                Queued::Journal => {
+                    if let Some(write) = self.journal.take_write() {
+                        return Some(Effect::Journal(write));
+                    }
                 }
                 Queued::Filter if self.installed != self.filter => {
                     self.installed = self.filter.clone();
                     return Some(Effect::InstallFilter(self.filter.clone()));
                 }
-                Queued::Journal | Queued::Filter => {}
+                Queued::Filter => {}
             }
         }
     }
@@ -238,6 +267,8 @@ impl Service {
         [
             self.engine.poll_timeout(),
             self.limiter.next_due(),
+            self.caps.next_report(),
+            self.journal_retry,
             watchdog,
             deadline,
         ]
@@ -247,8 +278,12 @@ impl Service {
     }
 
     /// Takes over the stop commands an earlier run journaled; overdue ones
-    /// run at the next [`Service::handle_timeout`]. `problems` are journal
-    /// lines that could not be read back; `path` names the journal.
+    /// run at the next [`Service::handle_timeout`]. They belong to no door
+    /// (after a reboot the firewall has forgotten the rule, so a knock must
+    /// run the start command again), and run whatever the config says now.
+    /// `problems` are journal lines that could not be read back; `path`
+    /// names the journal. The journal is written afresh under the new
+    /// numbers.
     pub fn handle_restore(
         &mut self,
         path: &str,
@@ -272,19 +307,14 @@ impl Service {
             });
         }
         for s in stops {
-            let door = self
+            let name: Arc<str> = Arc::from(s.door.as_str());
+            let open = self
                 .engine
-                .doors()
-                .find(|(_, d, _)| d.name == s.door)
-                .map(|(id, _, _)| id);
-            self.engine.restore_stop(PendingStop {
-                door,
-                name: Arc::from(s.door.as_str()),
-                src: s.src,
-                command: s.command,
-                due: s.due,
-                open: None,
-            });
+                .restore_stop(name.clone(), s.src, s.command.clone(), s.due);
+            self.journal_add(open, name, s.src, s.command, s.due);
+        }
+        if self.settings.mode == Mode::Live {
+            self.journal.rewrite();
         }
         self.flush();
     }
@@ -316,6 +346,12 @@ impl Service {
             self.engine.handle_timeout(now);
         }
         self.drain_engine(now);
+        for (door, count) in self.caps.reports(now) {
+            if count > 0 {
+                let door = self.door_name(door);
+                self.log(Notice::RefusedMore { door, count });
+            }
+        }
         if self.settings.mode == Mode::Live {
             for (door, command) in self.commands.slow(now, SLOW_COMMAND) {
                 self.log(Notice::StillRunning {
@@ -324,6 +360,10 @@ impl Service {
                     command,
                 });
             }
+        }
+        if self.journal_retry.is_some_and(|t| t <= now) {
+            // `flush` writes it (the failure asked for a rewrite).
+            self.journal_retry = None;
         }
         if let Phase::Stopping { deadline } = self.phase {
             if now >= deadline {
@@ -340,13 +380,70 @@ impl Service {
     }
 
     /// The shell carried out an [`Effect::Journal`]: `Err` holds why the
-    /// journal could not be written.
+    /// journal could not be written. Then no stop it was to add is known
+    /// to be on disk, so none of their doors opens (fail closed): the
+    /// start commands it covered, queued after it, are dropped. The journal
+    /// is written whole again at the next input or within
+    /// [`JOURNAL_RETRY`].
     pub fn handle_journal_result(&mut self, result: Result<(), String>, now: Timestamp) {
-        self.advance(now);
-        if let Err(error) = result {
-            // The stops still run on time and at shutdown; knocks keep being
-            // served.
-            self.next(|s| s.log(Notice::JournalFailed { error }));
+        let now = self.advance(now);
+        let Err(error) = result else {
+            return;
+        };
+        let uncovered = self.journal.failed();
+        self.journal_retry = Some(now + JOURNAL_RETRY);
+        let mut notices = Vec::new();
+        // Starts handed out after the write, still in the queue.
+        let queued = std::mem::take(&mut self.effects);
+        let mut kept = VecDeque::with_capacity(queued.len());
+        for q in queued {
+            if let Queued::Now(Effect::Run { id, .. }) = &q {
+                let start = self.commands.get(*id).map(|r| &r.cmd);
+                if let Some(cmd) = start.filter(|c| c.kind == CommandKind::Start) {
+                    if uncovered.contains(&cmd.open) {
+                        let cmd = cmd.clone();
+                        self.commands.finish(*id);
+                        // Its `running command` line goes too.
+                        if matches!(
+                            kept.back(),
+                            Some(Queued::Now(Effect::Log(Notice::RunningCommand { .. })))
+                        ) {
+                            kept.pop_back();
+                        }
+                        notices.push(self.not_opened(cmd, &error));
+                        continue;
+                    }
+                }
+            }
+            kept.push_back(q);
+        }
+        self.effects = kept;
+        // Starts still waiting for a free slot.
+        for cmd in self
+            .commands
+            .dequeue_starts(|open| uncovered.contains(&open))
+        {
+            notices.push(self.not_opened(cmd, &error));
+        }
+        if notices.is_empty() {
+            notices.push(Notice::JournalFailed { error });
+        }
+        for notice in notices.into_iter().rev() {
+            self.effects.push_front(Queued::Now(Effect::Log(notice)));
+        }
+        // Freed slots go to what is queued.
+        self.next(Self::fill_slots);
+    }
+
+    /// The opening of `cmd` is undone before its start ran: its stop is
+    /// cancelled and its door does not count as open.
+    fn not_opened(&mut self, cmd: Command, error: &str) -> Notice {
+        self.engine.cancel_open(cmd.open);
+        self.journal.remove(cmd.open);
+        Notice::NotOpened {
+            src: cmd.src,
+            door: cmd.name,
+            error: error.to_string(),
         }
     }
 
@@ -378,41 +475,13 @@ impl Service {
         self.flush();
     }
 
-    /// SIGHUP: the config as read again (its one-time files resolved), or
-    /// what is wrong with it. A broken config is reported and the running
-    /// one kept (knockd 0.8 exits, locking admins out over a typo); the log
-    /// file is reopened either way (logrotate).
-    pub fn handle_reload(&mut self, result: Result<Parsed, Diagnostics>, now: Timestamp) {
-        self.advance(now);
-        if self.phase != Phase::Serving {
-            return;
-        }
-        self.push(Effect::Readiness(Readiness::Reloading));
-        self.log(Notice::Rereading {
-            path: self.settings.config_path.clone(),
-        });
-        self.reloading = true;
-        match result {
-            Ok((config, warnings)) => self.reload(&config, warnings),
-            Err(diag) => {
-                let errors = diag.errors.len();
-                for e in diag.errors {
-                    self.log(Notice::ConfigError(e));
-                }
-                self.log(Notice::KeepingConfig {
-                    path: self.settings.config_path.clone(),
-                    errors,
-                });
-                self.push(Effect::ReopenLog);
-            }
-        }
-        self.flush();
-    }
-
-    /// SIGTERM/SIGINT: every pending stop command runs now, and the service
-    /// waits (at most [`SHUTDOWN_GRACE`]) for the commands in flight, so a
-    /// clean exit leaves no door open. Knocks are ignored from here on.
-    pub fn handle_shutdown(&mut self, now: Timestamp) {
+    /// SIGTERM/SIGINT (`Close::All`): every pending stop command runs now,
+    /// and the service waits (at most [`SHUTDOWN_GRACE`]) for the commands
+    /// in flight, so a clean exit leaves no door open. A start still
+    /// running has its stop due now, so it is killed first. With
+    /// `Close::Due` the stops not yet due stay journaled instead. Knocks
+    /// are ignored from here on.
+    pub fn handle_shutdown(&mut self, close: Close, now: Timestamp) {
         let now = self.advance(now);
         if self.phase != Phase::Serving {
             return;
@@ -421,7 +490,9 @@ impl Service {
         self.phase = Phase::Stopping {
             deadline: now + SHUTDOWN_GRACE,
         };
-        self.engine.close_all(now);
+        if close == Close::All {
+            self.engine.close_all(now);
+        }
         self.drain_engine(now);
         self.check_finished();
         self.flush();
@@ -449,14 +520,43 @@ impl Service {
         self.effects.extend(queued);
     }
 
+    fn journal_add(
+        &mut self,
+        open: OpenId,
+        door: Arc<str>,
+        src: IpAddr,
+        command: String,
+        due: Timestamp,
+    ) {
+        if self.settings.mode == Mode::Live {
+            let entry = JournalEntry {
+                due,
+                src,
+                door,
+                command,
+            };
+            self.journal.add(open, entry);
+        }
+    }
+
     /// Rate-limit summaries due, then everything the engine asked for.
     fn drain_engine(&mut self, now: Timestamp) {
-        for (door, count) in self.limiter.summaries(now) {
-            let rate = self.limiter.rate();
-            self.log(Notice::Suppressed { door, count, rate });
+        for s in self.limiter.summaries(now) {
+            self.log(match s.door {
+                Some(door) => Notice::Suppressed {
+                    door,
+                    count: s.count,
+                    rate: s.rate,
+                },
+                None => Notice::SuppressedAll {
+                    count: s.count,
+                    rate: s.rate,
+                },
+            });
         }
         while let Some(action) = self.engine.poll_action() {
             match action {
+                Action::Log(Event::OpenSesame { src, door }) => self.opening(src, door, now),
                 Action::Log(event) => {
                     let noisy = match &event {
                         Event::Stage { door, .. } | Event::SequenceTimeout { door, .. } => {
@@ -471,7 +571,54 @@ impl Service {
                 }
                 Action::Run(cmd) => self.run(cmd),
                 Action::OneTimeUsed { door } => self.one_time_used(door),
-                Action::StopsChanged => self.journal_stale = true,
+                Action::StopScheduled(stop) => {
+                    self.journal_add(stop.open, stop.name, stop.src, stop.command, stop.due)
+                }
+            }
+        }
+    }
+
+    /// A door opens for `src`: unless the door is over its bounds
+    /// (openings per minute, stops pending), in which case the opening the
+    /// engine made (its start command and stop) is refused.
+    fn opening(&mut self, src: IpAddr, door: Arc<str>, now: Timestamp) {
+        // An opening that runs a start command comes as that command next,
+        // then its stop. An extension runs nothing and is not bounded; nor
+        // is a one-time door, which only the holder of its secret file can
+        // open, and whose line a refusal would waste.
+        let (start, own_stop) = {
+            let mut ahead = self.engine.peek_actions();
+            let start = match ahead.next() {
+                Some(Action::Run(c)) if c.kind == CommandKind::Start && c.src == src => c
+                    .door
+                    .filter(|d| !self.onetime.is_one_time(*d))
+                    .map(|d| (d, c.open)),
+                _ => None,
+            };
+            // The engine has already scheduled this opening's stop, if any.
+            let own_stop = match (start, ahead.next()) {
+                (Some((_, open)), Some(Action::StopScheduled(s))) => s.open == open,
+                _ => false,
+            };
+            (start, own_stop)
+        };
+        let Some((id, open)) = start else {
+            self.log(Notice::Event(Event::OpenSesame { src, door }));
+            return;
+        };
+        let before = self.engine.pending_stops_of(id) - usize::from(own_stop);
+        match self.caps.check(id, before, now) {
+            Ok(()) => self.log(Notice::Event(Event::OpenSesame { src, door })),
+            Err(refusal) => {
+                // Take the opening back: its start never runs.
+                self.engine.poll_action();
+                if own_stop {
+                    self.engine.poll_action();
+                }
+                self.engine.cancel_open(open);
+                if let Refusal::Report(limit) = refusal {
+                    self.log(Notice::Refused { src, door, limit });
+                }
             }
         }
     }
@@ -479,12 +626,14 @@ impl Service {
     /// Ends an input: the journal write (before the first start command the
     /// input queued), the new filter, readiness after a reload.
     fn flush(&mut self) {
-        if self.journal_stale && self.settings.mode == Mode::Live {
-            self.journal_version += 1;
+        // A start command queued by this input needs its stop on disk
+        // first, failure or not; otherwise a journal that just failed is
+        // tried again when `journal_retry` is due, not at once.
+        let retry_due = self.journal_retry.is_none();
+        if self.journal.has_pending() && (self.first_start.is_some() || retry_due) {
             let at = self.first_start.unwrap_or(self.effects.len());
             self.effects.insert(at, Queued::Journal);
         }
-        self.journal_stale = false;
         self.first_start = None;
         if self.filter_stale {
             self.filter_stale = false;
@@ -494,28 +643,6 @@ impl Service {
         if std::mem::take(&mut self.reloading) {
             self.push(Effect::Readiness(Readiness::Ready));
         }
-    }
-
-    /// The journal's content: the engine's pending stops, and the stop
-    /// commands started but not finished (due now, so a daemon killed
-    /// meanwhile runs them again at its next start).
-    fn journal_entries(&self) -> Vec<JournalEntry> {
-        let now = self.now;
-        self.engine
-            .pending_stops()
-            .map(|p| JournalEntry {
-                due: p.due,
-                src: p.src,
-                door: p.name.clone(),
-                command: p.command.clone(),
-            })
-            .chain(self.commands.unfinished_stops().map(|c| JournalEntry {
-                due: now,
-                src: c.src,
-                door: c.name.clone(),
-                command: c.command.clone(),
-            }))
-            .collect()
     }
 
     fn build_filter(&self) -> String {
@@ -537,18 +664,37 @@ impl Service {
             });
             return;
         }
-        // A stop never overtakes its start: a slow `iptables -A` finishing
-        // after its `-D` would leave the rule in for good. knockd 0.8's one
-        // child per door kept that order implicitly.
-        if cmd.kind == CommandKind::Stop
-            && cmd
-                .open
-                .is_some_and(|open| self.commands.start_running(open))
-        {
-            self.commands.wait(cmd);
-            return;
+        if cmd.kind == CommandKind::Stop {
+            // A stop never overtakes its start: a slow `iptables -A`
+            // finishing after its `-D` would leave the rule in for good. A
+            // start still running when its stop is due is hung, or slower
+            // than the door is meant to stay open: it is killed, and the
+            // stop runs the moment it is gone.
+            if let Some(start) = self.commands.running_start(cmd.open) {
+                let killed = self.commands.get(start).map(|r| r.cmd.command.clone());
+                self.log(Notice::KillingStart {
+                    door: cmd.name.clone(),
+                    command: killed.unwrap_or_default(),
+                });
+                self.push(Effect::Kill { id: start });
+                self.commands.wait(cmd);
+                return;
+            }
+            // Its start never got a slot: there is nothing to undo.
+            if let Some(start) = self.commands.dequeue_start(cmd.open) {
+                self.journal.remove(cmd.open);
+                self.log(Notice::StartNeverRan {
+                    src: start.src,
+                    door: start.name,
+                });
+                return;
+            }
         }
-        self.spawn(cmd);
+        if self.commands.has_slot() {
+            self.spawn(cmd);
+        } else {
+            self.commands.enqueue(cmd);
+        }
     }
 
     fn spawn(&mut self, cmd: Command) {
@@ -559,10 +705,15 @@ impl Service {
             door: cmd.name.clone(),
             command: cmd.command.clone(),
         });
+        let command = cmd.command.clone();
         let id = self.commands.start(cmd, self.now);
-        let command = self.commands.get(id).map(|r| r.cmd.command.clone());
-        if let Some(command) = command {
-            self.push(Effect::Run { id, command });
+        self.push(Effect::Run { id, command });
+    }
+
+    /// Gives free slots to queued commands, stops first.
+    fn fill_slots(&mut self) {
+        while let Some(cmd) = self.commands.next_queued() {
+            self.spawn(cmd);
         }
     }
 
@@ -601,79 +752,41 @@ impl Service {
         };
         match cmd.kind {
             CommandKind::Start => {
-                if let (false, Some(door), Some(open)) = (ok, cmd.door, cmd.open) {
-                    self.engine.start_failed(door, cmd.src, open);
+                if let (false, Some(door)) = (ok, cmd.door) {
+                    self.engine.start_failed(door, cmd.src, cmd.open);
                 }
-                if let Some(open) = cmd.open {
-                    for stop in self.commands.release(open) {
-                        self.spawn(stop);
-                    }
+                for stop in self.commands.release(cmd.open) {
+                    self.run(stop);
                 }
             }
-            CommandKind::Stop => {
-                if matches!(end, CommandEnd::SpawnFailed(_)) {
-                    // Never dropped: scheduled again, and journaled.
-                    self.log(Notice::StopRetry {
-                        door: cmd.name.clone(),
-                        src: cmd.src,
-                        after: STOP_RETRY,
-                    });
-                    self.engine.restore_stop(PendingStop {
-                        door: cmd.door,
-                        name: cmd.name,
-                        src: cmd.src,
-                        command: cmd.command,
-                        due: now + STOP_RETRY,
-                        open: cmd.open,
-                    });
-                }
-                // Finished or rescheduled: the journal changes either way.
-                self.journal_stale = true;
+            CommandKind::Stop if matches!(end, CommandEnd::SpawnFailed(_)) => {
+                // Never dropped: scheduled again, and journaled so.
+                self.log(Notice::StopRetry {
+                    door: cmd.name.clone(),
+                    src: cmd.src,
+                    after: STOP_RETRY,
+                });
+                let due = now + STOP_RETRY;
+                self.journal_add(
+                    cmd.open,
+                    cmd.name.clone(),
+                    cmd.src,
+                    cmd.command.clone(),
+                    due,
+                );
+                self.engine.reschedule_stop(PendingStop {
+                    door: cmd.door,
+                    name: cmd.name,
+                    src: cmd.src,
+                    command: cmd.command,
+                    due,
+                    open: cmd.open,
+                });
             }
+            CommandKind::Stop => self.journal.remove(cmd.open),
         }
+        self.fill_slots();
         self.check_finished();
-    }
-
-    fn reload(&mut self, config: &Config, warnings: Vec<crate::core::config::Warning>) {
-        for w in warnings {
-            self.log(Notice::Warning(w));
-        }
-        let s = &self.settings;
-        let log_file = if s.log_file_from_cli {
-            s.log_file.clone()
-        } else {
-            config.options.log_file.clone()
-        };
-        // Only a restart can move the journal or the captures: say so.
-        let state = config.options.state_file_path();
-        let state_moved =
-            (s.mode == Mode::Live && state != s.state_file).then(|| Notice::StateFileChanged {
-                state,
-                path: s.config_path.clone(),
-            });
-        let wanted = &config.options.interfaces;
-        let moved = !s.interfaces_from_cli && !wanted.is_empty() && *wanted != s.interfaces;
-        let interfaces_moved = moved.then(|| Notice::InterfaceChanged {
-            wanted: wanted.clone(),
-            path: s.config_path.clone(),
-            current: s.interfaces.clone(),
-        });
-        self.push(Effect::SetLogFile(log_file));
-        for notice in state_moved.into_iter().chain(interfaces_moved) {
-            self.log(notice);
-        }
-        let map = self.engine.reload(config);
-        self.commands.remap(&map);
-        self.limiter.set_rate(config.options.log_rate);
-        self.push(Effect::SetSyslog(config.options.use_syslog));
-        self.onetime = self.onetime.reloaded(config);
-        // A sequence used before the reload but not marked in its file (the
-        // write failed, or a dry run) must not open the door a second time.
-        for (door, path, line) in self.onetime.take_burned() {
-            self.engine.set_sequence(door, None);
-            self.log(Notice::OneTimeBurned { path, line });
-        }
-        self.filter_stale = true;
     }
 
     fn one_time_used(&mut self, door: DoorId) {
@@ -734,24 +847,27 @@ impl Service {
             .unwrap_or_else(|| Arc::from(""))
     }
 
-    /// Shutdown is complete once no command is running or waiting.
+    /// Shutdown is complete once no command is running, queued or waiting.
     fn check_finished(&mut self) {
         if matches!(self.phase, Phase::Stopping { .. }) && self.commands.is_idle() {
             self.phase = Phase::Finished;
-            self.journal_stale = true;
         }
     }
 
     /// The shutdown deadline passed: what still runs is left running, what
-    /// still waits stays journaled for the next start.
+    /// has not run stays journaled for the next start.
     fn give_up_waiting(&mut self) {
         for (door, command) in self.commands.running_commands() {
             self.log(Notice::LeftRunning { door, command });
         }
-        for (door, command) in self.commands.waiting_commands() {
+        let unstarted: Vec<(Arc<str>, String)> = self
+            .commands
+            .unstarted_stops()
+            .map(|c| (c.name.clone(), c.command.clone()))
+            .collect();
+        for (door, command) in unstarted {
             self.log(Notice::StopKept { door, command });
         }
         self.phase = Phase::Finished;
-        self.journal_stale = true;
     }
 }

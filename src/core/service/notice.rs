@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::caps::Limit;
 use crate::core::config::{ConfigError, Warning};
 use crate::core::engine::{CommandKind, Event};
 
@@ -20,6 +21,9 @@ use crate::core::engine::{CommandKind, Event};
 pub enum Notice {
     /// What the knock engine reported (`IP: door: Stage N`, ...).
     Event(Event),
+    /// The daemon cannot start; the journaled stops that were due ran, the
+    /// rest stay journaled.
+    NotStarting { reason: String, left: usize },
     /// `starting up, listening on IF`
     StartingUp { interfaces: String },
     /// `shutting down`
@@ -69,6 +73,26 @@ pub enum Notice {
     /// Shutdown could not run a stop whose start is still running; it stays
     /// journaled.
     StopKept { door: Arc<str>, command: String },
+    /// A start still running when its stop is due is killed; the stop runs
+    /// once it is gone.
+    KillingStart { door: Arc<str>, command: String },
+    /// A start queued for a free slot (more than `MaxCommands` running)
+    /// was still waiting when its stop came due: neither runs.
+    StartNeverRan { src: IpAddr, door: Arc<str> },
+    /// A door over its bound refused an opening (first of its minute).
+    Refused {
+        src: IpAddr,
+        door: Arc<str>,
+        limit: Limit,
+    },
+    /// More openings refused in the minute after the first.
+    RefusedMore { door: Arc<str>, count: u64 },
+    /// The stop could not be journaled, so the door did not open.
+    NotOpened {
+        src: IpAddr,
+        door: Arc<str>,
+        error: String,
+    },
     /// A stop the system refused to start is scheduled again.
     StopRetry {
         door: Arc<str>,
@@ -81,6 +105,8 @@ pub enum Notice {
         count: u64,
         rate: u32,
     },
+    /// `MaxLogLines`: noisy lines of all doors counted, not written.
+    SuppressedAll { count: u64, rate: u32 },
     /// A journal line that could not be read back at start.
     StateFileProblem { path: String, problem: String },
     /// Stops journaled by an earlier run, taken over at start.
@@ -179,6 +205,10 @@ impl fmt::Display for Notice {
             Notice::Event(e) => e.fmt(f),
             Notice::StartingUp { interfaces } => write!(f, "starting up, listening on {interfaces}"),
             Notice::ShuttingDown => f.write_str("shutting down"),
+            Notice::NotStarting { reason, left } => write!(
+                f,
+                "not starting: {reason}; {left} pending stop command(s) kept for the next start"
+            ),
             Notice::Rereading { path } => {
                 write!(f, "re-reading config file: {}", path.display())
             }
@@ -242,6 +272,33 @@ impl fmt::Display for Notice {
                 f,
                 "{door}: stop command not run at shutdown (its start is still running); kept for the next start: {command}"
             ),
+            Notice::KillingStart { door, command } => write!(
+                f,
+                "{door}: start command still running when its stop is due; killing it: {command}"
+            ),
+            Notice::StartNeverRan { src, door } => write!(
+                f,
+                "{src}: {door}: start command still waiting for a free slot when its stop was due; neither runs"
+            ),
+            Notice::Refused { src, door, limit } => {
+                write!(f, "{src}: {door}: opening refused: ")?;
+                match limit {
+                    Limit::OpensPerMinute(n) => {
+                        write!(f, "{n} openings in the last minute (MaxOpensPerMinute)")
+                    }
+                    Limit::PendingStops(n) => {
+                        write!(f, "{n} stop commands pending (MaxPendingStops)")
+                    }
+                }
+            }
+            Notice::RefusedMore { door, count } => write!(
+                f,
+                "{door}: {count} more opening(s) refused in the last minute"
+            ),
+            Notice::NotOpened { src, door, error } => write!(
+                f,
+                "{src}: {door}: not opened: its stop command could not be journaled ({error})"
+            ),
             Notice::StopRetry { door, src, after } => write!(
                 f,
                 "{door}: stop command for {src} will be tried again in {}s",
@@ -250,6 +307,10 @@ impl fmt::Display for Notice {
             Notice::Suppressed { door, count, rate } => write!(
                 f,
                 "{door}: {count} stage and sequence timeout lines not logged in the last second (more than {rate}/s)"
+            ),
+            Notice::SuppressedAll { count, rate } => write!(
+                f,
+                "{count} stage and sequence timeout lines of all doors not logged in the last second (more than {rate}/s)"
             ),
             Notice::StateFileProblem { path, problem } => {
                 write!(f, "state file {path}: {problem}")

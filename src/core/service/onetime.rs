@@ -25,6 +25,8 @@ pub(super) enum Next {
 /// The one-time doors of the running config.
 #[derive(Default)]
 pub(super) struct OneTimeDoors {
+    /// Every one-time door, whether it has a line left or not.
+    doors: HashSet<DoorId>,
     /// The live line of each one-time door.
     live: HashMap<DoorId, (PathBuf, OneTimeLine)>,
     /// The used line of each door waiting for its file to be read.
@@ -37,6 +39,7 @@ pub(super) struct OneTimeDoors {
 impl OneTimeDoors {
     pub fn new(config: &Config) -> Self {
         OneTimeDoors {
+            doors: one_time_doors(config),
             live: live_lines(config),
             ..OneTimeDoors::default()
         }
@@ -45,10 +48,16 @@ impl OneTimeDoors {
     /// The doors of a reloaded config; what was burned stays burned.
     pub fn reloaded(&mut self, config: &Config) -> Self {
         OneTimeDoors {
+            doors: one_time_doors(config),
             live: live_lines(config),
             used: HashMap::new(),
             burned: std::mem::take(&mut self.burned),
         }
+    }
+
+    /// Whether `door` takes its sequences from a one-time file.
+    pub fn is_one_time(&self, door: DoorId) -> bool {
+        self.doors.contains(&door)
     }
 
     /// Doors whose live line is one this process already used: they are
@@ -123,6 +132,16 @@ impl OneTimeDoors {
             None => Next::Exhausted,
         }
     }
+}
+
+fn one_time_doors(config: &Config) -> HashSet<DoorId> {
+    config
+        .doors
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d.sequence, SequenceSource::OneTime { .. }))
+        .map(|(i, _)| DoorId(i as u16))
+        .collect()
 }
 
 fn live_lines(config: &Config) -> HashMap<DoorId, (PathBuf, OneTimeLine)> {

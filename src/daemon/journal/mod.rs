@@ -1,0 +1,289 @@
+//! The journal of pending stop commands (`StateFile`), so that a daemon
+//! killed with `kill -9`, crashed, or rebooted during `Cmd_Timeout` still
+//! closes the door when it starts again.
+//!
+//! This module owns the file format, durable appends, atomic rewrites,
+//! the lock that keeps two daemons from sharing one journal, and the checks
+//! that make its content trustworthy (its commands run as root at the next
+//! start). It must not decide when a stop is due or what to write (the
+//! service does) or run anything.
+//!
+//! Format (text, after a version header), one record per line:
+//! `+<TAB>KEY<TAB>DUE_UNIX_NANOS<TAB>SOURCE<TAB>DOOR<TAB>COMMAND` (a stop
+//! is pending; a later `+` for the same key replaces it) and `-<TAB>KEY`
+//! (it ran), with `\`, tab and newline escaped in the door and command.
+//! Each write appends the records of one input and syncs: O(1) per open.
+//! Now and then the file is rewritten whole (a temporary file, synced and
+//! renamed over it). Times are wall-clock, because the monotonic clock
+//! does not survive a reboot. Lines of the v1 format (an entry without a
+//! leading `+`) are still read.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::file_error::FileError;
+use super::safe_file;
+
+const HEADER: &str = "# knockd-rs pending stop commands v2";
+
+/// Largest journal read at start: far beyond `MaxPendingStops` of every
+/// door, small enough that a wrong file cannot exhaust memory.
+const MAX_BYTES: u64 = 256 << 20;
+
+/// One pending stop command as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub due: SystemTime,
+    pub src: IpAddr,
+    pub door: String,
+    pub command: String,
+}
+
+/// One change, as appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Add(u64, Entry),
+    Remove(u64),
+}
+
+/// A journal problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(transparent)]
+    Io(#[from] FileError),
+    #[error("state file {path} is in use by another knockd; give each instance its own StateFile")]
+    Locked { path: String },
+    /// The file exists but cannot be trusted: its commands would run as
+    /// root. The message says how to fix it.
+    #[error("state file {path}: {why}")]
+    Untrusted { path: String, why: String },
+}
+
+/// An open journal, locked for this daemon's lifetime.
+pub struct Journal {
+    path: PathBuf,
+    /// Where records are appended.
+    file: File,
+    /// Held for the lock (released when the file closes).
+    _lock: Flock<File>,
+}
+
+impl Journal {
+    /// Locks the journal at `path`, creating its directory (mode 0700) when
+    /// missing, checks it can be trusted, and returns it with the stops an
+    /// earlier run left. Malformed lines are skipped and reported in the
+    /// second list.
+    pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>, Vec<String>), JournalError> {
+        let err = |e: io::Error| JournalError::Io(FileError::new("state file", path, e));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
+        }
+        let lock = safe_file::open_rw(&with_suffix(path, ".lock"), 0o600).map_err(err)?;
+        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            JournalError::Locked {
+                path: path.display().to_string(),
+            }
+        })?;
+        let mut file = safe_file::open_rw(path, 0o600).map_err(err)?;
+        if let Some(why) = safe_file::untrusted(&file, path).map_err(err)? {
+            return Err(JournalError::Untrusted {
+                path: path.display().to_string(),
+                why,
+            });
+        }
+        let mut text = String::new();
+        Read::by_ref(&mut file)
+            .take(MAX_BYTES)
+            .read_to_string(&mut text)
+            .map_err(err)?;
+        let (entries, problems) = parse(&text);
+        let file = safe_file::open_append(path, 0o600).map_err(err)?;
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+                file,
+                _lock: lock,
+            },
+            entries,
+            problems,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, e: io::Error) -> JournalError {
+        JournalError::Io(FileError::new("state file", &self.path, e))
+    }
+
+    /// Appends `records` in one write and syncs them: once this returns,
+    /// they survive a crash or a power cut.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), JournalError> {
+        let mut text = String::new();
+        for r in records {
+            render(&mut text, r);
+        }
+        self.file
+            .write_all(text.as_bytes())
+            .map_err(|e| self.error(e))?;
+        self.file.sync_data().map_err(|e| self.error(e))
+    }
+
+    /// Replaces the journal with `stops`: written to a fresh temporary
+    /// file, synced, renamed over the old one and the directory synced, so
+    /// a crash at any point leaves either the old or the new journal, whole.
+    pub fn rewrite(&mut self, stops: &[(u64, Entry)]) -> Result<(), JournalError> {
+        let mut text = String::from(HEADER);
+        text.push('\n');
+        for (key, entry) in stops {
+            render(&mut text, &Record::Add(*key, entry.clone()));
+        }
+        let tmp = with_suffix(&self.path, ".tmp");
+        let mut file = safe_file::create_fresh(&tmp, 0o600).map_err(|e| self.error(e))?;
+        file.write_all(text.as_bytes()).map_err(|e| self.error(e))?;
+        file.sync_all().map_err(|e| self.error(e))?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path).map_err(|e| self.error(e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        self.file = safe_file::open_append(&self.path, 0o600).map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
+/// Reads a journal without locking it (for `--status`).
+pub fn read(path: &Path) -> io::Result<(Vec<Entry>, Vec<String>)> {
+    Ok(parse(&std::fs::read_to_string(path)?))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+}
+
+fn render(text: &mut String, record: &Record) {
+    use std::fmt::Write as _;
+    let _ = match record {
+        Record::Add(key, e) => writeln!(
+            text,
+            "+\t{key}\t{}\t{}\t{}\t{}",
+            nanos(e.due),
+            e.src,
+            escape(&e.door),
+            escape(&e.command)
+        ),
+        Record::Remove(key) => writeln!(text, "-\t{key}"),
+    };
+}
+
+/// The stops a journal holds: its adds not removed, in the order they were
+/// first added; and the lines that could not be read.
+fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
+    // Key -> (order first seen, entry).
+    let mut live: BTreeMap<u64, (usize, Entry)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match parse_line(line) {
+            Some(Record::Add(key, entry)) => {
+                let order = live.get(&key).map_or(i, |(o, _)| *o);
+                live.insert(key, (order, entry));
+            }
+            Some(Record::Remove(key)) => {
+                live.remove(&key);
+            }
+            // v1: an entry of its own, never removed by key.
+            None => match parse_entry(line) {
+                Some(entry) => {
+                    live.insert(u64::MAX - i as u64, (i, entry));
+                }
+                None => problems.push(format!("line {}: malformed entry skipped", i + 1)),
+            },
+        }
+    }
+    let mut entries: Vec<(usize, Entry)> = live.into_values().collect();
+    entries.sort_by_key(|(order, _)| *order);
+    (entries.into_iter().map(|(_, e)| e).collect(), problems)
+}
+
+fn parse_line(line: &str) -> Option<Record> {
+    if let Some(rest) = line.strip_prefix("+\t") {
+        let (key, entry) = rest.split_once('\t')?;
+        return Some(Record::Add(key.parse().ok()?, parse_entry(entry)?));
+    }
+    let key = line.strip_prefix("-\t")?;
+    Some(Record::Remove(key.parse().ok()?))
+}
+
+/// `DUE<TAB>SOURCE<TAB>DOOR<TAB>COMMAND`.
+fn parse_entry(line: &str) -> Option<Entry> {
+    let mut f = line.splitn(4, '\t');
+    let nanos: u64 = f.next()?.parse().ok()?;
+    let src: IpAddr = f.next()?.parse().ok()?;
+    let door = unescape(f.next()?)?;
+    let command = unescape(f.next()?)?;
+    Some(Entry {
+        due: UNIX_EPOCH + Duration::from_nanos(nanos),
+        src,
+        door,
+        command,
+    })
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            't' => '\t',
+            'n' => '\n',
+            'r' => '\r',
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;
