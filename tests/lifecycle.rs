@@ -21,8 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use support::{
-    actions, knock, message_of, require_knock_client, require_root, run_bounded, test_dir,
-    this_run, wait_for, write_config, Daemon, Injector, Launch, Netns, Veth, KNOCKD, WAIT,
+    actions, knock, message_of, processes, require_knock_client, require_root, run_bounded,
+    test_dir, this_run, wait_for, write_config, Daemon, GroupGuard, Injector, Launch, Netns, Veth,
+    KNOCKD, WAIT,
 };
 
 fn d(dir: &Path) -> String {
@@ -304,40 +305,6 @@ fn kill9_and_restart_before_the_stop_is_due_keeps_its_time() {
 
 // ---------------------------------------------------------------------------
 // 3. A slow command neither delays knocks nor keeps shutdown waiting long.
-
-/// Kills a process group (a command the daemon left running) on drop.
-struct GroupGuard(Pid);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(-self.0.as_raw()), Signal::SIGKILL);
-    }
-}
-
-/// (pid, ppid, pgid, comm) of every process, from /proc.
-fn processes() -> Vec<(i32, i32, i32, String)> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid pgrp ...`; comm may hold spaces.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        if let (Some(ppid), Some(pgrp)) = (rest.get(1), rest.get(2)) {
-            if let (Ok(ppid), Ok(pgrp)) = (ppid.parse(), pgrp.parse()) {
-                out.push((pid, ppid, pgrp, comm));
-            }
-        }
-    }
-    out
-}
 
 #[test]
 #[ignore = "needs root: packet injection and live capture on lo"]

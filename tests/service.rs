@@ -14,6 +14,7 @@
 //! events:
 //! local 192.0.2.1 2001:db8::1 [@T]   (the interfaces' addresses changed)
 //! 0.000 203.0.113.5 tcp 7000 S       (a knock: time src proto port [flags] [-> dst])
+//! burst T N 198.51.100 tcp 1000      (N knocks from .1 to .N in one batch)
 //! > log TEXT                         (every effect the input caused, in order)
 //! timeout T | advance                (handle_timeout at T, or at poll_timeout())
 //! ended ID exit N|signal N|spawn-failed WHY|wait-failed WHY [@T]
@@ -255,6 +256,20 @@ impl Run {
                 let want = line.strip_prefix("file ").unwrap_or_default();
                 assert_eq!(got.join("|"), want, "one-time file");
             }
+            "burst" => {
+                // burst T N A.B.C tcp PORT: N knocks from A.B.C.1..N in one
+                // batch, as the capture hands them over.
+                let n: u8 = words[2].parse().unwrap();
+                let knocks: Vec<_> = (1..=n)
+                    .map(|i| {
+                        let src = format!("{}.{i}", words[3]);
+                        let line = [words[1], &src, words[4], words[5]];
+                        fixture::knock(&line, |_| "192.0.2.1".parse().unwrap())
+                    })
+                    .collect();
+                self.now = time(words[1]);
+                self.service.handle_knocks(&knocks, self.now);
+            }
             _ => self.knock(words),
         }
     }
@@ -323,6 +338,7 @@ fixture_tests!(
     "service", run_fixture:
     addresses_follow_the_interface,
     bad_reload_keeps_running_config,
+    bounds_hold_within_one_batch,
     concurrent_commands_are_bounded,
     failed_start_reopens,
     hung_start_is_killed_when_its_stop_is_due,

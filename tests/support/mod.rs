@@ -24,6 +24,13 @@ use nix::unistd::Pid;
 /// The daemon under test.
 pub const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
 
+/// The knockd the daemon tests start: this build's, or the one named by
+/// `KNOCKD_BIN` (to run today's tests against an older build and show
+/// what they catch).
+pub fn knockd_bin() -> String {
+    std::env::var("KNOCKD_BIN").unwrap_or_else(|_| KNOCKD.to_string())
+}
+
 /// Debian's knock client (package `knockd`), the reference knocker.
 pub const KNOCK: &str = "/usr/bin/knock";
 
@@ -172,16 +179,16 @@ impl Daemon {
             // knockd's and SIGTERM reaches it directly.
             Launch::Netns(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns.name(), KNOCKD]);
+                c.args(["netns", "exec", ns.name(), &knockd_bin()]);
                 c
             }
             // The wrapper must exec knockd, for the same reason.
             Launch::Wrapped(prefix) => {
                 let mut c = Command::new(&prefix[0]);
-                c.args(&prefix[1..]).arg(KNOCKD);
+                c.args(&prefix[1..]).arg(knockd_bin());
                 c
             }
-            Launch::Direct => Command::new(KNOCKD),
+            Launch::Direct => Command::new(knockd_bin()),
         };
         cmd.args(args)
             .arg("-c")
@@ -332,6 +339,24 @@ impl Daemon {
     /// the log's messages.
     pub fn stop(self) -> Vec<String> {
         self.terminate().assert_clean()
+    }
+
+    /// Waits (at most `timeout`) for the daemon to exit by itself and
+    /// returns how, with the log's messages.
+    pub fn wait_exit(mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                self.child = None;
+                return (status, self.messages());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knockd did not exit within {timeout:?}\nlog:\n{}",
+                self.messages().join("\n")
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Kills the daemon with SIGKILL (a crash: nothing runs at exit) and
@@ -753,4 +778,38 @@ impl Injector {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// Kills a process group (a command the daemon left running) on drop.
+pub struct GroupGuard(pub Pid);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(-self.0.as_raw()), Signal::SIGKILL);
+    }
+}
+
+/// (pid, ppid, pgid, comm) of every process, from /proc.
+pub fn processes() -> Vec<(i32, i32, i32, String)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if let (Some(ppid), Some(pgrp)) = (rest.get(1), rest.get(2)) {
+            if let (Ok(ppid), Ok(pgrp)) = (ppid.parse(), pgrp.parse()) {
+                out.push((pid, ppid, pgrp, comm));
+            }
+        }
+    }
+    out
 }

@@ -62,14 +62,25 @@ impl Commands {
     }
 
     /// The next queued command, if a slot is free: stops first, so doors
-    /// close on time whatever a flood of openings queued.
+    /// close on time whatever a flood of openings queued; then the oldest
+    /// start of the door with the fewest commands running, so a flood at
+    /// one door never keeps another door's start waiting behind it.
     pub fn next_queued(&mut self) -> Option<Command> {
         if !self.has_slot() {
             return None;
         }
-        self.queued_stops
-            .pop_front()
-            .or_else(|| self.queued_starts.pop_front())
+        if let Some(stop) = self.queued_stops.pop_front() {
+            return Some(stop);
+        }
+        let running_of = |door: Option<DoorId>| {
+            self.running
+                .values()
+                .filter(|r| r.cmd.door == door && r.cmd.kind == CommandKind::Start)
+                .count()
+        };
+        let i = (0..self.queued_starts.len())
+            .min_by_key(|&i| running_of(self.queued_starts[i].door))?;
+        self.queued_starts.remove(i)
     }
 
     /// Takes the queued (not yet started) start of opening `open`.

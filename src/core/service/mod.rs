@@ -35,7 +35,7 @@ mod notice;
 mod onetime;
 mod reload;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -554,9 +554,27 @@ impl Service {
                 },
             });
         }
+        // The engine handles a whole batch of knocks before any of its
+        // openings is decided here: count, per door, the new stops it has
+        // scheduled for openings still to decide.
+        let mut ahead: HashMap<DoorId, usize> = HashMap::new();
+        let mut last_start = None;
+        for action in self.engine.peek_actions() {
+            match action {
+                Action::Run(c) if c.kind == CommandKind::Start => last_start = Some(c.open),
+                Action::StopScheduled(s) if Some(s.open) == last_start => {
+                    if let Some(door) = s.door {
+                        *ahead.entry(door).or_default() += 1;
+                    }
+                }
+                _ => last_start = None,
+            }
+        }
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::Log(Event::OpenSesame { src, door }) => self.opening(src, door, now),
+                Action::Log(Event::OpenSesame { src, door }) => {
+                    self.opening(src, door, &mut ahead, now)
+                }
                 Action::Log(event) => {
                     let noisy = match &event {
                         Event::Stage { door, .. } | Event::SequenceTimeout { door, .. } => {
@@ -581,7 +599,13 @@ impl Service {
     /// A door opens for `src`: unless the door is over its bounds
     /// (openings per minute, stops pending), in which case the opening the
     /// engine made (its start command and stop) is refused.
-    fn opening(&mut self, src: IpAddr, door: Arc<str>, now: Timestamp) {
+    fn opening(
+        &mut self,
+        src: IpAddr,
+        door: Arc<str>,
+        ahead: &mut HashMap<DoorId, usize>,
+        now: Timestamp,
+    ) {
         // An opening that runs a start command comes as that command next,
         // then its stop. An extension runs nothing and is not bounded; nor
         // is a one-time door, which only the holder of its secret file can
@@ -606,7 +630,15 @@ impl Service {
             self.log(Notice::Event(Event::OpenSesame { src, door }));
             return;
         };
-        let before = self.engine.pending_stops_of(id) - usize::from(own_stop);
+        // Stops pending before this opening: the engine's count, less the
+        // openings of the same input not decided yet (this one included).
+        let undecided = ahead.get(&id).copied().unwrap_or(0);
+        let before = self.engine.pending_stops_of(id).saturating_sub(undecided);
+        if own_stop {
+            if let Some(n) = ahead.get_mut(&id) {
+                *n = n.saturating_sub(1);
+            }
+        }
         match self.caps.check(id, before, now) {
             Ok(()) => self.log(Notice::Event(Event::OpenSesame { src, door })),
             Err(refusal) => {

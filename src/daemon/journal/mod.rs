@@ -95,12 +95,18 @@ impl Journal {
                 path: path.display().to_string(),
             }
         })?;
+        let untrusted = |why: String| JournalError::Untrusted {
+            path: path.display().to_string(),
+            why,
+        };
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(untrusted(
+                "is a symbolic link; remove it, knockd creates the file itself".into(),
+            ));
+        }
         let mut file = safe_file::open_rw(path, 0o600).map_err(err)?;
         if let Some(why) = safe_file::untrusted(&file, path).map_err(err)? {
-            return Err(JournalError::Untrusted {
-                path: path.display().to_string(),
-                why,
-            });
+            return Err(untrusted(why));
         }
         let mut text = String::new();
         Read::by_ref(&mut file)
