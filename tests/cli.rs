@@ -313,7 +313,7 @@ fn bad_configs_exit_78_naming_file_line_and_key() {
         ("[]\n".into(), ":1: empty section name '[]'".into()),
         (
             "[options]\nUseSyslog\n[d]\ncommand = x\n".into(),
-            ":3: door [d] has no Sequence (or One_Time_Sequences)".into(),
+            ":3: door [d] has no Sequence (or One_Time_Sequences, or Sequence_Secret)".into(),
         ),
         (
             format!("[d]\nsequence = {}\n", vec!["1"; 33].join(",")),
@@ -365,7 +365,7 @@ fn all_errors_of_a_file_are_listed() {
         format!(
             "{p}:2: sequence: port \"x\" is not a number\n\
              {p}:5: timeout: \"never\" is not a number of seconds\n\
-             {p}:6: door [c] has no Sequence (or One_Time_Sequences)\n\
+             {p}:6: door [c] has no Sequence (or One_Time_Sequences, or Sequence_Secret)\n\
              knockd: {p}: 3 errors; not starting\n"
         )
     );

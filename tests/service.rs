@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! settings: replay dry-run only-v4   (optional; default: live)
+//!           start=T                  (the service starts at T, not 0)
 //! config:                            (the config the service starts with)
 //! [door]
 //! sequence = 7000
@@ -306,6 +307,8 @@ fn run_fixture(name: &str) {
         log_file: None,
         log_file_from_cli: false,
         state_file: PathBuf::from("/var/lib/knockd/state"),
+        // Fixture times are Unix times.
+        wall_offset: 0,
     };
     let local = if f.has("replay") {
         LocalAddrs::Any
@@ -315,15 +318,22 @@ fn run_fixture(name: &str) {
             "2001:db8::1".parse().unwrap(),
         ])
     };
+    // `settings: start=T` starts the service at T (rotating doors count
+    // periods from it); otherwise at 0.
+    let start = f
+        .settings
+        .iter()
+        .find_map(|w| w.strip_prefix("start="))
+        .map_or(Timestamp::ZERO, time);
     let mut run = Run {
-        service: Service::new(&config, settings, local, Timestamp::ZERO),
+        service: Service::new(&config, settings, local, start),
         configs: f.configs.clone(),
         names: config.doors.iter().map(|d| d.name.clone()).collect(),
         file: f.onetime.clone().into_bytes(),
         journal_fails: None,
         spawn_fails: None,
         mark_fails: None,
-        now: Timestamp::ZERO,
+        now: start,
         out: Vec::new(),
     };
     f.check(|line| {
@@ -357,6 +367,9 @@ fixture_tests!(
     replay_uses_capture_time,
     restored_stops_do_not_count_as_open,
     restored_stops_run_on_time,
+    rotating_knock_crossing_a_boundary,
+    rotating_sequences_open_once_per_period,
+    rotating_skew_edges,
     same_named_doors_are_separate,
     shutdown_gives_up_after_grace,
     shutdown_runs_every_pending_stop,

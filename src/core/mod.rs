@@ -13,6 +13,7 @@
 //! - [`engine`]: the per-source sequence state machine;
 //! - [`service`]: every other decision of the daemon around the engine;
 //! - [`ratelimit`]: flood-proof log volume;
+//! - [`rotate`]: rotating sequences derived from a secret and the time;
 //! - [`sysexits`]: the exit codes both binaries share.
 //!
 //! `unsafe` is denied here; the one exception is the engine's attempt
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod filter;
 pub mod knock;
 pub mod ratelimit;
+pub mod rotate;
 pub mod service;
 pub mod sysexits;
 pub mod wire;

@@ -32,6 +32,17 @@ pub fn monotonic_now() -> Timestamp {
     }
 }
 
+/// Unix time (nanoseconds) minus monotonic time: what rotating doors add to
+/// engine time to count periods. It moves when the wall clock is set.
+pub fn wall_offset() -> i128 {
+    let mono = i128::from(monotonic_now().as_nanos());
+    let wall = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    wall - mono
+}
+
 /// How engine time maps to the wall clock: live, engine time is the
 /// monotonic clock; replaying a capture, it is the capture's own clock.
 #[derive(Debug, Clone, Copy)]

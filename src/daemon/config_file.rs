@@ -10,8 +10,10 @@ use std::path::Path;
 use super::onetime_file;
 use crate::core::config::onetime::first_live;
 use crate::core::config::{
-    io_reason, parse_partial, Config, Diagnostics, Options, Parsed, SequenceSource, Warning,
+    io_reason, parse_partial, Config, Diagnostics, Options, Parsed, SecretSource, SequenceSource,
+    Warning,
 };
+use crate::core::rotate::Secret;
 
 /// Reads, parses and resolves the config file at `path`: every problem of
 /// the file (its own lines and its one-time files) in one pass.
@@ -69,6 +71,23 @@ pub fn options_despite_errors(path: &Path) -> Options {
 pub fn resolve(config: &mut Config, file: &Path, diag: &mut Diagnostics) {
     for door in &mut config.doors {
         let name = door.name.clone();
+        if let SequenceSource::Rotating {
+            secret:
+                SecretSource::File {
+                    path,
+                    line,
+                    key,
+                    secret,
+                },
+            ..
+        } = &mut door.sequence
+        {
+            match read_secret(path) {
+                Ok(s) => *secret = Some(s),
+                Err(message) => diag.error(file, Some(*line), Some(key), message),
+            }
+            continue;
+        }
         let SequenceSource::OneTime {
             path,
             directive_line,
@@ -106,6 +125,36 @@ pub fn resolve(config: &mut Config, file: &Path, diag: &mut Diagnostics) {
             diag.error(file, Some(*directive_line), Some(directive_key), message);
         }
     }
+}
+
+/// Largest secret file read: a secret is a line of base32.
+const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
+/// A rotating door's secret file: refused when others can read it (as ssh
+/// refuses such a private key), else its base32 content.
+fn read_secret(path: &Path) -> Result<Secret, String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{shown} can be read or written by group or others (mode {mode:04o}): the secret would not be one; chmod 600 {shown}"
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_SECRET_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
+    Secret::from_base32(&text).map_err(|e| format!("{shown}: {e}"))
 }
 
 /// Warnings about who else may read or change the file: it holds secret

@@ -57,7 +57,7 @@ pub fn run_due_stops(settings: &Settings, options: &Options, reason: &str) -> us
     };
     let mut service = Service::new(
         &config,
-        settings.service(Mode::Live, path.clone()),
+        settings.service(Mode::Live, path.clone(), super::clock::wall_offset()),
         LocalAddrs::List(Vec::new()),
         now,
     );

@@ -57,7 +57,8 @@ pub fn replay(
     };
     let mut service = Service::new(
         config,
-        settings.service(Mode::Replay, config.options.state_file_path()),
+        // The capture's time is Unix time already.
+        settings.service(Mode::Replay, config.options.state_file_path(), 0),
         local,
         Timestamp::ZERO,
     );

@@ -13,7 +13,7 @@ use std::time::Duration;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::capture::{CaptureError, BATCH};
-use super::clock::{monotonic_now, TimeBase};
+use super::clock::{monotonic_now, wall_offset, TimeBase};
 use super::config_file;
 use super::effects::{Executor, Host};
 use super::frames::knock_of;
@@ -107,7 +107,7 @@ impl Daemon {
         let journal_path = journal.path().display().to_string();
         let service = Service::new(
             &config,
-            settings.service(Mode::Live, state_file),
+            settings.service(Mode::Live, state_file, wall_offset()),
             LocalAddrs::List(local),
             now,
         );
@@ -230,6 +230,9 @@ impl Daemon {
                 self.drain(now);
             }
             self.reap(now);
+            if self.service.has_rotating_doors() {
+                self.service.handle_wall_clock(wall_offset(), now);
+            }
             self.service.handle_timeout(now);
             self.drain(now);
             self.exec.out.write_ready(now);
@@ -298,6 +301,9 @@ impl Daemon {
             let _ = self.signals.take();
             let now = monotonic_now();
             self.reap(now);
+            if self.service.has_rotating_doors() {
+                self.service.handle_wall_clock(wall_offset(), now);
+            }
             self.service.handle_timeout(now);
             self.drain(now);
         }

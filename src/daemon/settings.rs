@@ -32,7 +32,7 @@ pub struct Settings {
 impl Settings {
     /// The service's part of the settings, for a run in `mode` journaling
     /// to `state_file`.
-    pub fn service(&self, mode: Mode, state_file: PathBuf) -> service::Settings {
+    pub fn service(&self, mode: Mode, state_file: PathBuf, wall_offset: i128) -> service::Settings {
         service::Settings {
             mode,
             dry_run: self.dry_run,
@@ -43,6 +43,7 @@ impl Settings {
             log_file: self.log_file.clone(),
             log_file_from_cli: self.log_file_from_cli,
             state_file,
+            wall_offset,
         }
     }
 }

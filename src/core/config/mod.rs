@@ -10,6 +10,7 @@
 mod error;
 pub mod onetime;
 mod parse;
+mod rotating;
 mod sequence;
 #[cfg(test)]
 mod tests;
@@ -20,10 +21,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::knock::{Proto, TcpFlags};
+use crate::core::rotate::{Rotation, Secret};
 
 pub use error::{ConfigError, Diagnostics, Warning};
 pub use onetime::OneTimeLine;
 pub use parse::{io_reason, parse_partial, parse_reader, parse_str, Parsed, MAX_CONFIG_BYTES};
+pub use rotating::{DEFAULT_PERIOD, DEFAULT_SKEW};
 pub use sequence::{parse_sequence, SequenceError};
 
 /// knockd's default `Seq_Timeout`, in seconds.
@@ -193,15 +196,51 @@ pub enum SequenceSource {
         /// unused line is left: the door is disabled.
         current: Option<OneTimeLine>,
     },
+    /// `Sequence_Secret*` and the other `Sequence_*` directives: the
+    /// sequence is derived from the secret and the time
+    /// ([`crate::core::rotate`]).
+    Rotating {
+        secret: SecretSource,
+        rotation: Rotation,
+    },
+}
+
+/// Where a rotating door's secret comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    /// `Sequence_Secret = BASE32` in the config itself.
+    Inline(Secret),
+    /// `Sequence_Secret_File = path`: the parser leaves `secret` `None`;
+    /// the shell's resolve step reads the file (refusing one others can
+    /// read) and fills it in.
+    File {
+        path: PathBuf,
+        /// Line and key of the directive, for messages about the file.
+        line: usize,
+        key: String,
+        secret: Option<Secret>,
+    },
+}
+
+impl SecretSource {
+    /// The secret, once known.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            SecretSource::Inline(s) => Some(s),
+            SecretSource::File { secret, .. } => secret.as_ref(),
+        }
+    }
 }
 
 impl SequenceSource {
-    /// The sequence that opens the door now (`None`: a one-time door with
-    /// no sequence left, or not resolved yet).
+    /// The fixed sequence that opens the door now (`None`: a one-time door
+    /// with no sequence left or not resolved yet, or a rotating door, whose
+    /// sequences the service derives as time passes).
     pub fn current(&self) -> Option<&Sequence> {
         match self {
             SequenceSource::Fixed(seq) => Some(seq),
             SequenceSource::OneTime { current, .. } => current.as_ref().map(|c| &c.sequence),
+            SequenceSource::Rotating { .. } => None,
         }
     }
 }
@@ -365,6 +404,25 @@ impl Door {
                 "none (one-time, {}: no unused line left, door disabled)",
                 path.display()
             )),
+            SequenceSource::Rotating {
+                secret,
+                rotation: r,
+            } => {
+                let protocols: Vec<&str> = r.protocols.iter().map(|p| p.as_str()).collect();
+                s.push_str(&format!(
+                    "rotating ({} ports from {}-{}, {}, every {}s, skew {}, secret {})",
+                    r.length,
+                    r.first,
+                    r.last,
+                    protocols.join(","),
+                    r.period,
+                    r.skew,
+                    match secret {
+                        SecretSource::Inline(_) => "inline".to_string(),
+                        SecretSource::File { path, .. } => format!("from {}", path.display()),
+                    }
+                ));
+            }
         }
         s.push_str(&format!(
             ", seq_timeout {}, tcpflags {}",

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{Diagnostics, Warning};
+use super::rotating::{is_rotating_key, RotatingBuilder};
 use super::sequence::parse_sequence;
 use super::{Config, Door, FlagRule, Options, Reopen, SequenceSource};
 use crate::core::knock::TcpFlags;
@@ -193,6 +194,10 @@ struct DoorBuilder {
     /// A sequence line without a value was already reported; "no sequence"
     /// would only repeat it.
     sequence_reported: bool,
+    /// `Sequence_*` directives of a rotating door.
+    rotating: RotatingBuilder,
+    /// One of them had an error (already reported).
+    rotating_failed: bool,
 }
 
 struct Parser<'a> {
@@ -272,6 +277,8 @@ impl Parser<'_> {
             one_time_line: None,
             sequence: None,
             sequence_reported: false,
+            rotating: RotatingBuilder::default(),
+            rotating_failed: false,
         }));
     }
 
@@ -280,6 +287,33 @@ impl Parser<'_> {
             return;
         };
         let mut b = *b;
+        if let Some(line) = b.rotating.first_line {
+            let other = match (b.sequence_line, b.one_time_line) {
+                (Some(_), _) => Some("Sequence"),
+                (_, Some(_)) => Some("One_Time_Sequences"),
+                _ => None,
+            };
+            if let Some(other) = other {
+                let message = format!(
+                    "door [{}] has both {other} and Sequence_* (a rotating sequence); use one",
+                    b.door.name
+                );
+                self.error(line, None, message);
+                return;
+            }
+            if b.rotating_failed {
+                return;
+            }
+            let name = b.door.name.clone();
+            match std::mem::take(&mut b.rotating).finish(&name) {
+                Ok(source) => {
+                    b.door.sequence = source;
+                    self.doors.push(b.door);
+                }
+                Err(message) => self.error(line, None, message),
+            }
+            return;
+        }
         match (b.sequence_line, b.one_time_line) {
             (Some(_), Some(l)) => {
                 self.error(
@@ -298,7 +332,7 @@ impl Parser<'_> {
                     b.door.line,
                     None,
                     format!(
-                        "door [{}] has no Sequence (or One_Time_Sequences)",
+                        "door [{}] has no Sequence (or One_Time_Sequences, or Sequence_Secret)",
                         b.door.name
                     ),
                 );
@@ -485,6 +519,13 @@ impl Parser<'_> {
         let Section::Door(b) = &mut self.section else {
             return;
         };
+        if is_rotating_key(&upper) {
+            if let Err(message) = b.rotating.directive(number, &upper, key, value) {
+                b.rotating_failed = true;
+                self.error(number, Some(key), message);
+            }
+            return;
+        }
         let mut error: Option<String> = None;
         let mut repeated = false;
         match upper.as_str() {
@@ -553,23 +594,24 @@ impl Parser<'_> {
 }
 
 fn is_door_key(upper: &str) -> bool {
-    matches!(
-        upper,
-        "SEQUENCE"
-            | "ONE_TIME_SEQUENCES"
-            | "SEQ_TIMEOUT"
-            | "TIMEOUT"
-            | "TCPFLAGS"
-            | "START_COMMAND"
-            | "COMMAND"
-            | "START_COMMAND_6"
-            | "COMMAND_6"
-            | "STOP_COMMAND"
-            | "STOP_COMMAND_6"
-            | "CMD_TIMEOUT"
-            | "TARGET"
-            | "REOPEN"
-    )
+    is_rotating_key(upper)
+        || matches!(
+            upper,
+            "SEQUENCE"
+                | "ONE_TIME_SEQUENCES"
+                | "SEQ_TIMEOUT"
+                | "TIMEOUT"
+                | "TCPFLAGS"
+                | "START_COMMAND"
+                | "COMMAND"
+                | "START_COMMAND_6"
+                | "COMMAND_6"
+                | "STOP_COMMAND"
+                | "STOP_COMMAND_6"
+                | "CMD_TIMEOUT"
+                | "TARGET"
+                | "REOPEN"
+        )
 }
 
 /// A sequence that is never used: the door's real one replaces it before the

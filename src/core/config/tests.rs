@@ -315,14 +315,14 @@ fn sequence_repeated_last_wins_with_a_warning() {
 fn door_without_sequence() {
     assert_eq!(
         error("[options]\nUseSyslog\n\n[lonely]\ncommand = /bin/true\n"),
-        "k.conf:4: door [lonely] has no Sequence (or One_Time_Sequences)"
+        "k.conf:4: door [lonely] has no Sequence (or One_Time_Sequences, or Sequence_Secret)"
     );
     // The last door, and one followed by another section, are both checked.
     assert_eq!(
         errors("[a]\n[b]\nsequence = 1\n[c]\n"),
         [
-            "k.conf:1: door [a] has no Sequence (or One_Time_Sequences)",
-            "k.conf:4: door [c] has no Sequence (or One_Time_Sequences)",
+            "k.conf:1: door [a] has no Sequence (or One_Time_Sequences, or Sequence_Secret)",
+            "k.conf:4: door [c] has no Sequence (or One_Time_Sequences, or Sequence_Secret)",
         ]
     );
 }
@@ -707,7 +707,7 @@ sequence = 1:icmp
             "k.conf:7: tcpflags: unknown TCP flag \"bogus\" (expected fin, syn, rst, psh, ack or urg, optionally with !)",
             "k.conf:8: target: \"nowhere\" is not an IP address",
             "k.conf:9: empty section name '[]'",
-            "k.conf:10: door [close] has no Sequence (or One_Time_Sequences)",
+            "k.conf:10: door [close] has no Sequence (or One_Time_Sequences, or Sequence_Secret)",
             "k.conf:13: sequence: unknown protocol \"icmp\" (expected tcp or udp)",
         ]
     );
@@ -1019,5 +1019,146 @@ fn too_many_doors() {
             "k.conf: {} doors; at most {MAX_DOORS} are allowed",
             MAX_DOORS + 1
         )]
+    );
+}
+
+// ---- rotating sequences ------------------------------------------------------
+
+const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+#[test]
+fn rotating_door_with_defaults_and_every_directive() {
+    let d = door(&format!(
+        "[ssh]\nSequence_Secret = {SECRET}\nSequence_Ports = 10000-10999\nSequence_Length = 5\n"
+    ));
+    let SequenceSource::Rotating { secret, rotation } = &d.sequence else {
+        panic!("not rotating: {:?}", d.sequence);
+    };
+    assert_eq!(
+        secret.secret().map(|s| s.to_base32()),
+        Some(SECRET.to_string())
+    );
+    assert_eq!(
+        (
+            rotation.first,
+            rotation.last,
+            rotation.length,
+            rotation.period,
+            rotation.skew
+        ),
+        (10000, 10999, 5, 30, 1)
+    );
+    assert_eq!(rotation.protocols, vec![Proto::Tcp]);
+    assert_eq!(
+        d.sequence.current(),
+        None,
+        "the service derives its sequences"
+    );
+    assert_eq!(
+        d.summary(),
+        "[ssh] sequence rotating (5 ports from 10000-10999, tcp, every 30s, skew 1, secret inline), \
+         seq_timeout 25s, tcpflags any, no commands"
+    );
+    let d = door(
+        "[ssh]\nsequence_secret_file = /etc/knockd/ssh.key\nsequence_ports = 7000-7010\n\
+         sequence_length = 3\nsequence_protocols = tcp,UDP,tcp\nsequence_period = 60\n\
+         sequence_skew = 0\n",
+    );
+    let SequenceSource::Rotating { secret, rotation } = &d.sequence else {
+        panic!("not rotating");
+    };
+    assert!(matches!(
+        secret,
+        SecretSource::File {
+            line: 2,
+            secret: None,
+            ..
+        }
+    ));
+    assert_eq!(rotation.protocols, vec![Proto::Tcp, Proto::Udp, Proto::Tcp]);
+    assert_eq!((rotation.period, rotation.skew), (60, 0));
+    assert!(
+        d.summary().contains("secret from /etc/knockd/ssh.key"),
+        "{}",
+        d.summary()
+    );
+}
+
+#[test]
+fn rotating_door_errors_name_their_line() {
+    let base = format!("[ssh]\nSequence_Secret = {SECRET}\nSequence_Ports = 10000-10999\n");
+    assert_eq!(
+        error(&format!("{base}Sequence_Length = 0\n")),
+        "k.conf:4: Sequence_Length: \"0\" is not a whole number from 1 to 32"
+    );
+    assert_eq!(
+        error(&format!("{base}Sequence_Length = 5\nSequence_Skew = 9\n")),
+        "k.conf:5: Sequence_Skew: \"9\" is not a whole number from 0 to 3"
+    );
+    assert_eq!(
+        error(&format!(
+            "{base}Sequence_Length = 5\nSequence_Protocols = tcp,icmp\n"
+        )),
+        "k.conf:5: Sequence_Protocols: unknown protocol \"icmp\" (expected tcp or udp)"
+    );
+    assert_eq!(
+        error(&format!(
+            "{base}Sequence_Length = 5\nSequence_Protocols = tcp,udp\n"
+        )),
+        "k.conf:2: Sequence_Protocols names 2 protocols for 5 steps (give one, or one per step)"
+    );
+    assert_eq!(
+        error("[ssh]\nSequence_Secret = abc\nSequence_Ports = 1-9\nSequence_Length = 2\n"),
+        "k.conf:2: Sequence_Secret: not base32 (letters A-Z and digits 2-7)"
+    );
+    assert_eq!(
+        error("[ssh]\nSequence_Secret = GEZDGNBV\nSequence_Ports = 1-9\nSequence_Length = 2\n"),
+        "k.conf:2: Sequence_Secret: 5 bytes is too short (at least 16); make one with knock --gen-secret"
+    );
+    assert_eq!(
+        error(&format!(
+            "[ssh]\nSequence_Secret = {SECRET}\nSequence_Ports = 9-1\nSequence_Length = 2\n"
+        )),
+        "k.conf:3: Sequence_Ports: \"9-1\": the first port is above the last"
+    );
+    assert_eq!(
+        error(&format!(
+            "[ssh]\nSequence_Secret = {SECRET}\nSequence_Ports = 1-3\nSequence_Length = 4\n"
+        )),
+        "k.conf:2: Sequence_Length 4 is more than the 3 ports of Sequence_Ports (no port repeats)"
+    );
+    assert_eq!(
+        error("[ssh]\nSequence_Ports = 1-9\nSequence_Length = 2\n"),
+        "k.conf:2: door [ssh] has Sequence_* directives but no Sequence_Secret or Sequence_Secret_File"
+    );
+    assert_eq!(
+        error(&format!(
+            "[ssh]\nSequence_Secret = {SECRET}\nSequence_Length = 2\n"
+        )),
+        "k.conf:2: door [ssh] has no Sequence_Ports (FIRST-LAST)"
+    );
+    assert_eq!(
+        error(&format!(
+            "[ssh]\nSequence_Secret = {SECRET}\nSequence_Secret_File = /k\nSequence_Ports = 1-9\nSequence_Length = 2\n"
+        )),
+        "k.conf:3: Sequence_Secret_File: a door has one Sequence_Secret or Sequence_Secret_File"
+    );
+}
+
+/// A door has exactly one of Sequence, One_Time_Sequences or the rotating
+/// directives.
+#[test]
+fn rotating_and_fixed_sequences_are_exclusive() {
+    assert_eq!(
+        error(&format!(
+            "[ssh]\nSequence = 7000\nSequence_Secret = {SECRET}\nSequence_Ports = 1-9\nSequence_Length = 2\n"
+        )),
+        "k.conf:3: door [ssh] has both Sequence and Sequence_* (a rotating sequence); use one"
+    );
+    assert_eq!(
+        error(&format!(
+            "[ssh]\nSequence_Length = 2\nOne_Time_Sequences = /x\nSequence_Secret = {SECRET}\nSequence_Ports = 1-9\n"
+        )),
+        "k.conf:2: door [ssh] has both One_Time_Sequences and Sequence_* (a rotating sequence); use one"
     );
 }

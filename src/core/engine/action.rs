@@ -83,6 +83,9 @@ pub enum Event {
     Extended { src: IpAddr, door: Arc<str> },
     /// Ours: the attempt table was full and attempts were dropped.
     Evicted { count: u64, cap: usize },
+    /// Ours: a rotating door's sequence of a period that already opened
+    /// was completed again (a replay, by anyone): nothing runs.
+    Replayed { src: IpAddr, door: Arc<str> },
 }
 
 impl Event {
@@ -94,7 +97,8 @@ impl Event {
             | Event::OpenSesame { src, .. }
             | Event::SequenceTimeout { src, .. }
             | Event::CommandTimeout { src, .. }
-            | Event::Extended { src, .. } => Some(*src),
+            | Event::Extended { src, .. }
+            | Event::Replayed { src, .. } => Some(*src),
             Event::Evicted { .. } => None,
         }
     }
@@ -130,6 +134,7 @@ impl fmt::Display for WithHost<'_> {
             Event::Extended { door, .. } => {
                 write!(f, "{door}: already open, command timeout extended")
             }
+            Event::Replayed { door, .. } => write!(f, "{door}: replayed sequence refused"),
             Event::Evicted { count, cap } => write!(
                 f,
                 "attempt table full ({cap} attempts): {count} knock attempt(s) dropped"

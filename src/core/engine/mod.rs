@@ -57,12 +57,43 @@ pub enum LocalAddrs {
     List(Vec<IpAddr>),
 }
 
-/// A door at run time: its config and the sequence live now (`None` once a
-/// one-time door is used up or waiting for its next sequence).
+/// One sequence a door accepts. A fixed or one-time door has at most one;
+/// a rotating door has one per accepted period, labelled with the period's
+/// counter, and each opens once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// The period counter of a rotating door; 0 otherwise.
+    pub label: u64,
+    pub sequence: Sequence,
+    /// A rotating door's sequence that already opened: completing it again
+    /// is a replay, refused.
+    pub used: bool,
+}
+
+impl Variant {
+    /// The one sequence of a fixed or one-time door.
+    pub fn only(sequence: Sequence) -> Variant {
+        Variant {
+            label: 0,
+            sequence,
+            used: false,
+        }
+    }
+}
+
+/// Sequences a door accepts at once at most: a rotating door's current
+/// period and up to three on either side.
+pub const MAX_VARIANTS: usize = 2 * crate::core::rotate::MAX_SKEW as usize + 1;
+
+/// A door at run time: its config and the sequences live now (none once a
+/// one-time door is used up or waiting for its next sequence, or before a
+/// rotating door gets its first).
 struct DoorState {
     name: Arc<str>,
     config: Door,
-    live: Option<Sequence>,
+    live: Vec<Variant>,
+    /// Each sequence opens once (a rotating door).
+    once: bool,
 }
 
 /// Counters of what the engine decided: replay prints them, tests check them.
@@ -143,19 +174,50 @@ impl Engine {
     /// `None`. Attempts at the door are dropped either way.
     pub fn set_sequence(&mut self, door: DoorId, sequence: Option<Sequence>) {
         if let Some(d) = self.doors.get_mut(door.0 as usize) {
-            d.live = sequence;
+            d.live = sequence.map(Variant::only).into_iter().collect();
             self.attempts.clear_door(door.0);
             self.rebuild_ports();
         }
     }
 
-    /// The doors with their live sequences (`None`: disabled), in config
+    /// Sets the sequences a rotating door accepts (at most
+    /// [`MAX_VARIANTS`]; its accepted periods). Attempts following a
+    /// sequence that stays (same label) go on; those of a sequence that
+    /// left are dropped.
+    pub fn set_variants(&mut self, door: DoorId, mut variants: Vec<Variant>) {
+        variants.truncate(MAX_VARIANTS);
+        let Some(d) = self.doors.get_mut(door.0 as usize) else {
+            return;
+        };
+        let map: Vec<Option<u8>> = d
+            .live
+            .iter()
+            .map(|old| {
+                variants
+                    .iter()
+                    .position(|v| v.label == old.label && v.sequence == old.sequence)
+                    .map(|i| i as u8)
+            })
+            .collect();
+        d.live = variants;
+        self.attempts.remap_variants(door.0, &map);
+        self.rebuild_ports();
+    }
+
+    /// The sequences `door` accepts now.
+    pub fn variants(&self, door: DoorId) -> &[Variant] {
+        self.doors
+            .get(door.0 as usize)
+            .map_or(&[], |d| d.live.as_slice())
+    }
+
+    /// The doors with their live sequences (none: disabled), in config
     /// order, for building the capture filter.
-    pub fn doors(&self) -> impl Iterator<Item = (DoorId, &Door, Option<&Sequence>)> + '_ {
+    pub fn doors(&self) -> impl Iterator<Item = (DoorId, &Door, &[Variant])> + '_ {
         self.doors
             .iter()
             .enumerate()
-            .map(|(i, d)| (DoorId(i as u16), &d.config, d.live.as_ref()))
+            .map(|(i, d)| (DoorId(i as u16), &d.config, d.live.as_slice()))
     }
 
     /// Puts back a stop command journaled by an earlier run, under a new
@@ -385,7 +447,7 @@ impl Engine {
             return;
         }
         for (d, door) in self.doors.iter().enumerate().take(PREFETCH_DOORS) {
-            if door.live.is_none() {
+            if door.live.is_empty() {
                 continue;
             }
             if attempt {
@@ -421,27 +483,33 @@ impl Engine {
             return false;
         }
         self.doors.iter().any(|d| {
-            let Some(seq) = &d.live else { return false };
             Self::dst_matches(&self.local, &d.config, k.dst)
                 && (k.proto == Proto::Udp || d.config.tcp_flags.matches(k.tcp_flags))
-                && seq
-                    .steps()
-                    .iter()
-                    .any(|s| s.port == k.dst_port && s.proto == k.proto)
+                && d.live.iter().any(|v| {
+                    v.sequence
+                        .steps()
+                        .iter()
+                        .any(|s| s.port == k.dst_port && s.proto == k.proto)
+                })
         })
     }
 
     fn knock_door(&mut self, d: u16, k: &Knock, src: &Source, step: Step, now: Timestamp) {
         let door = &self.doors[d as usize];
-        let Some(seq) = &door.live else { return };
-        if !Self::dst_matches(&self.local, &door.config, k.dst) {
+        if door.live.is_empty() || !Self::dst_matches(&self.local, &door.config, k.dst) {
             return;
         }
         // A TCP packet failing the door's flags neither advances nor breaks.
         if k.proto == Proto::Tcp && !door.config.tcp_flags.matches(k.tcp_flags) {
             return;
         }
-        let steps = seq.steps();
+        // The sequence a first step starts: the first, in the order the
+        // door's sequences were given, whose first step it is.
+        let starts = door
+            .live
+            .iter()
+            .position(|v| v.sequence.steps()[0] == step)
+            .map(|i| i as u8);
         let stage_event = |stage: u8| {
             Action::Log(Event::Stage {
                 src: k.src,
@@ -451,34 +519,43 @@ impl Engine {
         };
         match self.attempts.find(src, d) {
             Ok(id) => {
-                let stage = self.attempts.get(id).stage as usize;
+                let a = self.attempts.get(id);
+                let (stage, variant) = (a.stage as usize, a.variant);
+                let Some(steps) = door.live.get(variant as usize).map(|v| v.sequence.steps())
+                else {
+                    // Its sequence is gone (the door moved on): start over.
+                    self.attempts.remove(id);
+                    return;
+                };
                 if steps[stage] == step {
                     self.attempts.advance(id);
                     self.actions.push_back(stage_event(stage as u8 + 1));
                     if stage + 1 == steps.len() {
                         self.attempts.remove(id);
-                        self.open(d, k.src, now);
+                        self.complete(d, variant, k.src, now);
                     }
                 } else if stage == 1 && steps[0] == step {
                     // The first port again: the sequence starts over, its
                     // clock too (SPEC: a repeated first port restarts).
-                    self.attempts.restart(id, now);
+                    self.attempts.restart(id, now, variant);
                     self.actions.push_back(stage_event(1));
                 } else if steps[stage - 1] == step {
                     // The step just matched, again: a retransmitted SYN.
                     tracing::trace!(src = %k.src, door = %door.name, stage, "repeat ignored");
-                } else if steps[0] == step {
-                    self.attempts.restart(id, now);
+                } else if let Some(v) = starts {
+                    self.attempts.restart(id, now, v);
                     self.actions.push_back(stage_event(1));
                 } else {
                     tracing::debug!(src = %k.src, door = %door.name, stage, "attempt broken");
                     self.attempts.remove(id);
                 }
             }
-            Err(vacant) if steps[0] == step => {
-                let (name, single) = (door.name.clone(), steps.len() == 1);
+            Err(vacant) => {
+                let Some(v) = starts else { return };
+                let name = door.name.clone();
+                let single = door.live[v as usize].sequence.len() == 1;
                 if !single {
-                    match self.attempts.insert(vacant, now) {
+                    match self.attempts.insert(vacant, now, v) {
                         Insert::Added => {}
                         Insert::Evicted { src, door } => {
                             tracing::debug!(%src, door, "stage-1 attempt evicted");
@@ -498,11 +575,28 @@ impl Engine {
                     stage: 1,
                 }));
                 if single {
-                    self.open(d, k.src, now);
+                    self.complete(d, v, k.src, now);
                 }
             }
-            Err(_) => {}
         }
+    }
+
+    /// `src` completed sequence `variant` of door `d`: the door opens,
+    /// unless that sequence of a rotating door already opened (a replay).
+    fn complete(&mut self, d: u16, variant: u8, src: IpAddr, now: Timestamp) {
+        let door = &mut self.doors[d as usize];
+        if door.once {
+            if let Some(v) = door.live.get_mut(variant as usize) {
+                if v.used {
+                    let door = door.name.clone();
+                    self.actions
+                        .push_back(Action::Log(Event::Replayed { src, door }));
+                    return;
+                }
+                v.used = true;
+            }
+        }
+        self.open(d, src, now);
     }
 
     fn open(&mut self, d: u16, src: IpAddr, now: Timestamp) {
@@ -560,7 +654,7 @@ impl Engine {
             }
         }
         if matches!(door.config.sequence, SequenceSource::OneTime { .. }) {
-            self.doors[d as usize].live = None;
+            self.doors[d as usize].live.clear();
             self.attempts.clear_door(d);
             self.rebuild_ports();
             self.actions.push_back(Action::OneTimeUsed { door: id });
@@ -621,8 +715,8 @@ impl Engine {
     fn rebuild_ports(&mut self) {
         self.ports = vec![0u64; 2 * 65536 / 64];
         for door in &self.doors {
-            if let Some(seq) = &door.live {
-                for s in seq.steps() {
+            for v in &door.live {
+                for s in v.sequence.steps() {
                     let bit = port_bit(s.proto, s.port);
                     self.ports[bit / 64] |= 1 << (bit % 64);
                 }
@@ -650,7 +744,14 @@ fn door_states(config: &Config) -> Vec<DoorState> {
         .map(|d| DoorState {
             name: Arc::from(d.name.as_str()),
             config: d.clone(),
-            live: d.sequence.current().cloned(),
+            live: d
+                .sequence
+                .current()
+                .cloned()
+                .map(Variant::only)
+                .into_iter()
+                .collect(),
+            once: matches!(d.sequence, SequenceSource::Rotating { .. }),
         })
         .collect()
 }

@@ -34,6 +34,7 @@ mod journal;
 mod notice;
 mod onetime;
 mod reload;
+mod rotation;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -58,6 +59,7 @@ use caps::{Caps, Refusal};
 use commands::{Commands, Running};
 use journal::JournalBook;
 use onetime::OneTimeDoors;
+use rotation::RotatingDoors;
 
 /// How long shutdown waits for the stop commands it started.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -106,6 +108,10 @@ pub struct Settings {
     pub log_file_from_cli: bool,
     /// The journal in use (only a restart can move it).
     pub state_file: PathBuf,
+    /// Engine time plus this is Unix time, in nanoseconds, at start: what
+    /// rotating doors count periods in (0 in a replay, whose time is the
+    /// capture's Unix time). [`Service::handle_wall_clock`] follows changes.
+    pub wall_offset: i128,
 }
 
 /// A stop command an earlier run journaled, in engine time.
@@ -157,6 +163,7 @@ pub struct Service {
     limiter: LineLimiter,
     caps: Caps,
     onetime: OneTimeDoors,
+    rotating: RotatingDoors,
     commands: Commands,
     journal: JournalBook,
     /// When a journal that could not be written is tried again.
@@ -190,6 +197,7 @@ impl Service {
             limiter: LineLimiter::new(o.log_rate, o.max_log_lines),
             caps: Caps::new(o.max_opens_per_minute, o.max_pending_stops),
             onetime: OneTimeDoors::new(config),
+            rotating: RotatingDoors::default(),
             commands: Commands::new(o.max_commands),
             journal: JournalBook::default(),
             journal_retry: None,
@@ -203,6 +211,9 @@ impl Service {
             phase: Phase::Serving,
             settings,
         };
+        service.rotating.configure(config);
+        service.rotating.set_offset(service.settings.wall_offset);
+        service.rotate(now);
         service.filter = service.build_filter();
         // The shell installs it at start, from `filter()`.
         service.installed = service.filter.clone();
@@ -268,6 +279,7 @@ impl Service {
             self.engine.poll_timeout(),
             self.limiter.next_due(),
             self.caps.next_report(),
+            self.rotating.next_boundary(),
             self.journal_retry,
             watchdog,
             deadline,
@@ -325,6 +337,10 @@ impl Service {
             return;
         }
         let now = self.advance(now);
+        // A period that started before these knocks came is theirs.
+        if self.rotating.next_boundary().is_some_and(|t| t <= now) {
+            self.rotate(now);
+        }
         if self.settings.only_v4 && knocks.iter().any(|k| k.src.is_ipv6()) {
             let v4: Vec<Knock> = knocks
                 .iter()
@@ -342,6 +358,9 @@ impl Service {
     /// Fires everything due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.advance(now);
+        if self.rotating.next_boundary().is_some_and(|t| t <= now) {
+            self.rotate(now);
+        }
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
@@ -457,6 +476,34 @@ impl Service {
     ) {
         self.advance(now);
         self.next(|s| s.one_time_file(door, result));
+    }
+
+    /// Whether any door rotates (then the shell tells the wall clock).
+    pub fn has_rotating_doors(&self) -> bool {
+        !self.rotating.is_empty()
+    }
+
+    /// Engine time plus `offset` is Unix time now (nanoseconds): the wall
+    /// clock was set. Rotating doors move to the period it says.
+    pub fn handle_wall_clock(&mut self, offset: i128, now: Timestamp) {
+        let now = self.advance(now);
+        if self.rotating.set_offset(offset) {
+            self.rotate(now);
+            self.flush();
+        }
+    }
+
+    /// Hands the engine the sequences of the periods rotating doors accept
+    /// at `now`, where they changed.
+    fn rotate(&mut self, now: Timestamp) {
+        let engine = &self.engine;
+        let changes = self
+            .rotating
+            .refresh(now, |door| engine.variants(door).to_vec());
+        for (door, variants) in changes {
+            self.engine.set_variants(door, variants);
+            self.filter_stale = true;
+        }
     }
 
     /// The capture interfaces' addresses are now `addrs`.
@@ -577,9 +624,9 @@ impl Service {
                 }
                 Action::Log(event) => {
                     let noisy = match &event {
-                        Event::Stage { door, .. } | Event::SequenceTimeout { door, .. } => {
-                            Some(door)
-                        }
+                        Event::Stage { door, .. }
+                        | Event::SequenceTimeout { door, .. }
+                        | Event::Replayed { door, .. } => Some(door),
                         _ => None,
                     };
                     if noisy.is_some_and(|door| !self.limiter.allow(door, now)) {
@@ -681,7 +728,8 @@ impl Service {
         let doors = self
             .engine
             .doors()
-            .filter_map(|(_, door, live)| live.map(|seq| (door, seq)));
+            .flat_map(|(_, door, live)| live.iter().map(move |v| (door, &v.sequence)))
+            .chain(self.rotating.lookahead());
         let local: &[IpAddr] = self.local.as_deref().unwrap_or(&[]);
         build_filter(doors, local, self.settings.only_v4)
     }

@@ -75,6 +75,9 @@ impl Service {
         self.caps = Caps::new(o.max_opens_per_minute, o.max_pending_stops);
         self.push(Effect::SetSyslog(o.use_syslog));
         self.onetime = self.onetime.reloaded(config);
+        self.rotating.configure(config);
+        let now = self.now;
+        self.rotate(now);
         // A sequence used before the reload but not marked in its file (the
         // write failed, or a dry run) must not open the door a second time.
         for (door, path, line) in self.onetime.take_burned() {

@@ -348,3 +348,43 @@ fn every_problem_of_a_file_in_one_pass_in_line_order() {
         ]
     );
 }
+
+/// A rotating door's secret file is refused, with its place, when others
+/// could read it (as ssh refuses such a key), and read when private.
+#[test]
+fn secret_files_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = temp_file(b"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n");
+    let k = key.path().display();
+    let text = format!(
+        "[ssh]\nSequence_Ports = 10000-10999\nSequence_Length = 5\nSequence_Secret_File = {k}\n"
+    );
+    std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        error(&text),
+        format!(
+            "k.conf:4: Sequence_Secret_File: {k} can be read or written by group or others \
+             (mode 0644): the secret would not be one; chmod 600 {k}"
+        )
+    );
+    std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = door(&text);
+    let SequenceSource::Rotating { secret, .. } = &d.sequence else {
+        panic!("not rotating");
+    };
+    assert_eq!(
+        secret.secret().map(|s| s.to_base32()),
+        Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".to_string())
+    );
+    std::fs::write(key.path(), "not a secret\n").unwrap();
+    assert_eq!(
+        error(&text),
+        format!("k.conf:4: Sequence_Secret_File: {k}: not base32 (letters A-Z and digits 2-7)")
+    );
+    let missing =
+        "[ssh]\nSequence_Ports = 1-9\nSequence_Length = 2\nSequence_Secret_File = /nonexistent/key\n";
+    assert_eq!(
+        error(missing),
+        "k.conf:4: Sequence_Secret_File: cannot read /nonexistent/key: no such file"
+    );
+}

@@ -83,6 +83,9 @@ pub(crate) struct Attempt {
     /// Steps matched so far (1 ..= len-1 while live); 0 marks a free slot.
     pub stage: u8,
     v6: bool,
+    /// Which of the door's sequences it follows (a rotating door accepts
+    /// several at once); 0 for every other door.
+    pub variant: u8,
 }
 
 impl Attempt {
@@ -302,7 +305,7 @@ impl Attempts {
 
     /// Starts a stage-1 attempt for a key [`Attempts::find`] found absent,
     /// making room by the policy in the module docs when the table is full.
-    pub fn insert(&mut self, vacant: Vacant, start: Timestamp) -> Insert {
+    pub fn insert(&mut self, vacant: Vacant, start: Timestamp, variant: u8) -> Insert {
         let mut outcome = Insert::Added;
         if self.len >= self.cap {
             let victim = self.young.head;
@@ -325,6 +328,7 @@ impl Attempts {
             door: key.door,
             stage: 1,
             v6: key.v6,
+            variant,
         };
         let id = if self.free != NIL {
             let id = self.free;
@@ -372,7 +376,7 @@ impl Attempts {
 
     /// Starts the attempt over at stage 1 from `now` (its first step came
     /// again): it moves to the back of both lists.
-    pub fn restart(&mut self, id: SlotId, now: Timestamp) {
+    pub fn restart(&mut self, id: SlotId, now: Timestamp, variant: u8) {
         if self.slots[id as usize].stage == 1 {
             self.unlink_young(id);
         }
@@ -380,6 +384,7 @@ impl Attempts {
         let a = &mut self.slots[id as usize];
         a.stage = 1;
         a.start = now;
+        a.variant = variant;
         self.push_door(id);
         self.push_young(id);
     }
@@ -406,6 +411,22 @@ impl Attempts {
     pub fn clear_door(&mut self, door: u16) {
         while let Some(id) = self.oldest(door) {
             self.remove(id);
+        }
+    }
+
+    /// Renumbers the variants of `door`'s attempts with `map` (`map[old]`,
+    /// `None`: that sequence is gone, and so are its attempts). O(attempts
+    /// of the door), once per change of its sequences.
+    pub fn remap_variants(&mut self, door: u16, map: &[Option<u8>]) {
+        let mut id = self.oldest(door).unwrap_or(NIL);
+        while id != NIL {
+            let next = self.links[id as usize].dl_next;
+            let old = self.slots[id as usize].variant as usize;
+            match map.get(old).copied().flatten() {
+                Some(v) => self.slots[id as usize].variant = v,
+                None => self.remove(id),
+            }
+            id = next;
         }
     }
 

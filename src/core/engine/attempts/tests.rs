@@ -22,7 +22,7 @@ fn find(a: &Attempts, src: IpAddr, door: u16) -> Option<SlotId> {
 fn insert(a: &mut Attempts, src: IpAddr, door: u16, at: Timestamp) -> Insert {
     match a.find(&a.source(&src), door) {
         Ok(_) => panic!("already there"),
-        Err(v) => a.insert(v, at),
+        Err(v) => a.insert(v, at, 0),
     }
 }
 
@@ -91,7 +91,7 @@ fn door_list_is_in_start_order_and_restart_moves_to_back() {
     }
     assert_eq!(a.get(a.oldest(0).unwrap()).src(), ip(0));
     let first = find(&a, ip(0), 0).unwrap();
-    a.restart(first, t(10));
+    a.restart(first, t(10), 0);
     assert_eq!(a.get(a.oldest(0).unwrap()).src(), ip(1));
     a.clear_door(0);
     assert_eq!(a.len(), 0);
@@ -180,7 +180,7 @@ fn index_agrees_with_a_model_under_churn() {
                         model.insert((src, door), (stage + 1, start));
                     }
                     _ => {
-                        a.restart(id, now);
+                        a.restart(id, now, 0);
                         model.insert((src, door), (1, now));
                     }
                 }
