@@ -63,7 +63,8 @@ knock sends a port-knock sequence to a host running knockd(8): a TCP hit is \
 a single SYN from a non-blocking connect that is abandoned at once, a UDP \
 hit a one-byte datagram; no privileges are needed. It is a drop-in for \
 knockd 0.8's client, with the same flags and output, and can also relay a \
-connection after knocking (ssh ProxyCommand) and read doors from a file.";
+connection after knocking (ssh ProxyCommand), read doors from a file, and \
+knock rotating doors, whose sequence it derives from a secret and the time.";
 
 const KNOCKD_DESCRIPTION: &str = "\
 knockd is a port-knock server. It listens to all traffic on a network \

@@ -7,7 +7,9 @@
 //! - [`daemon`]: the shell around it that carries effects out: capture,
 //!   the poll loop, commands, journal, log, signals, netlink, lifecycle and
 //!   the `knockd` command line.
-//! - [`client`]: the `knock` binary's library; it uses only [`core`].
+//! - [`client`]: the `knock` binary's library; it uses only [`core`] (the
+//!   knock vocabulary, and the rotating-sequence derivation it shares with
+//!   the daemon).
 
 pub mod client;
 pub mod core;

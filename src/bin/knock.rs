@@ -1,6 +1,7 @@
 //! `knock`: command line in, exit status out.
 //!
-//! This file owns what the user sees around a run: clap's help, version and
+//! This file owns what the user sees around a run (a knock, a
+//! `--show-sequence` line, a `--gen-secret` file): clap's help, version and
 //! usage errors, warnings, and the one-line failure message with its
 //! sysexits code (see [`knockd::client`]). It must not panic on any input.
 
@@ -27,11 +28,11 @@ fn run(argv: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
             };
         }
     };
-    let result = client::plan(&args).and_then(|plan| {
-        for w in &plan.warnings {
+    let result = client::mode(&args).and_then(|mode| {
+        for w in mode.warnings() {
             eprint_line(format_args!("knock: {w}"));
         }
-        client::run(&plan)
+        client::execute(&mode)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! The `knock` command line: knockd 0.8's client flags plus long-only
-//! extensions (`--connect`, `--retry`, `--timeout`, `--doors`).
+//! extensions (`--connect`, `--retry`, `--timeout`, `--doors`, and the
+//! rotating-door flags `--secret-file`, `--door`, `--ports`, `--length`,
+//! `--period`, `--protocols`, `--show-sequence`, `--at`, `--gen-secret`).
 //!
 //! This module owns the flag names, their help text and the syntax of one
 //! `PORT[:PROTO]` argument (shared with the doors file). It must not resolve
@@ -14,6 +16,7 @@ use std::sync::Mutex;
 
 use clap::{ArgAction, Parser};
 
+use super::rotating::{self, PortRange};
 use crate::core::knock::Proto;
 
 /// Most `--retry` accepts: each retry knocks the whole sequence again, so
@@ -182,6 +185,27 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--ports A-B` (clap wants one error type per parser; the text is the
+/// message).
+fn parse_port_range(text: &str) -> Result<PortRange, String> {
+    rotating::parse_port_range(text)
+}
+
+/// `--protocols tcp[,udp,...]`.
+fn parse_protocols(text: &str) -> Result<Protocols, String> {
+    rotating::parse_protocols(text).map(Protocols)
+}
+
+/// `--at UNIX_TIME`: whole seconds since 1970.
+fn parse_unix_time(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| format!("\"{text}\" is not a Unix time in whole seconds"))
+}
+
+/// The protocols of a rotating door's steps: one for all, or one per step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protocols(pub Vec<Proto>);
+
 /// knock's options. Field names follow the long flags.
 #[derive(Debug, Clone, PartialEq, Parser)]
 #[command(
@@ -189,10 +213,14 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     version,
     about = "port-knock client",
     long_about = None,
+    // Two lines: clap repeats the usage in every error, which must stay short.
     override_usage = "knock [OPTIONS] <HOST> <PORT[:PROTO]>...\n       knock [OPTIONS] <DOOR>",
     after_help = "examples:\n  knock myserver.example.com 123:tcp 456:udp 789:tcp\n  \
                   knock myserver                      (a door from ~/.config/knock/doors)\n  \
-                  ProxyCommand knock --connect %p %h 7000 8000 9000   (in ~/.ssh/config)",
+                  ProxyCommand knock --connect %p %h 7000 8000 9000   (in ~/.ssh/config)\n  \
+                  knock --secret-file ssh.key --door ssh --ports 10000-10999 --length 5 myserver.example.com\n  \
+                  knock --show-sequence myserver      (a rotating door's current sequence)\n  \
+                  knock --gen-secret ssh.key          (a new secret for a rotating door)",
     disable_help_flag = true,
     disable_version_flag = true
 )]
@@ -221,7 +249,7 @@ pub struct Args {
     #[arg(long, value_name = "PORT", value_parser = parse_connect_port)]
     pub connect: Option<u16>,
 
-    /// with --connect: if the connection is refused or times out, knock and connect again, up to N times
+    /// with --connect: if the connection is refused or times out, knock and connect again, up to N times (a rotating door's retry in the period just knocked knocks the next period's sequence)
     #[arg(long, value_name = "N", value_parser = parse_retries, requires = "connect", allow_hyphen_values = true)]
     pub retry: Option<u32>,
 
@@ -233,9 +261,45 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub doors: Option<PathBuf>,
 
+    /// rotating door: file holding its base32 secret (as knockd.conf's Sequence_Secret_File)
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// rotating door: its name in knockd.conf, part of the derivation
+    #[arg(long, value_name = "NAME")]
+    pub door: Option<String>,
+
+    /// rotating door: the port range of its sequence (Sequence_Ports)
+    #[arg(long = "ports", id = "port_range", value_name = "A-B", value_parser = parse_port_range)]
+    pub port_range: Option<PortRange>,
+
+    /// rotating door: ports per sequence (Sequence_Length)
+    #[arg(long, value_name = "N", value_parser = rotating::parse_length, allow_hyphen_values = true)]
+    pub length: Option<u8>,
+
+    /// rotating door: seconds per sequence (Sequence_Period) [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = rotating::parse_period, allow_hyphen_values = true)]
+    pub period: Option<u64>,
+
+    /// rotating door: one protocol, or one per step (Sequence_Protocols) [default: tcp]
+    #[arg(long, value_name = "PROTO[,PROTO...]", value_parser = parse_protocols)]
+    pub protocols: Option<Protocols>,
+
+    /// print a rotating door's current sequence (PORT:PROTO ...) instead of knocking
+    #[arg(long, conflicts_with = "connect")]
+    pub show_sequence: bool,
+
+    /// with --show-sequence: the sequence at this Unix time (seconds) instead of now
+    #[arg(long, value_name = "UNIX_TIME", value_parser = parse_unix_time, requires = "show_sequence", allow_hyphen_values = true)]
+    pub at: Option<u64>,
+
+    /// write a new random secret for a rotating door to FILE (mode 600; never overwrites)
+    #[arg(long, value_name = "FILE", exclusive = true)]
+    pub gen_secret: Option<PathBuf>,
+
     /// host name or address to knock on; alone, the name of a door in the doors file
-    #[arg(value_name = "HOST")]
-    pub host: String,
+    #[arg(value_name = "HOST", required_unless_present_any = ["show_sequence", "gen_secret"])]
+    pub host: Option<String>,
 
     /// ports to hit, in order; a port number or service name, optionally :tcp or :udp
     #[arg(value_name = "PORT[:PROTO]", value_parser = parse_port_spec)]
@@ -301,7 +365,7 @@ mod tests {
     #[test]
     fn knockd_style_invocation() {
         let a = parse(&["host.example", "123:tcp", "456:udp", "789"]);
-        assert_eq!(a.host, "host.example");
+        assert_eq!(a.host.as_deref(), Some("host.example"));
         assert_eq!(
             a.ports,
             [
@@ -345,7 +409,7 @@ mod tests {
     #[test]
     fn a_lone_host_is_a_door_name() {
         let a = parse(&["myserver"]);
-        assert_eq!(a.host, "myserver");
+        assert_eq!(a.host.as_deref(), Some("myserver"));
         assert!(a.ports.is_empty());
         assert_eq!(error(&[]).kind(), ErrorKind::MissingRequiredArgument);
     }
@@ -524,6 +588,173 @@ mod tests {
             "knock [OPTIONS] <HOST> <PORT[:PROTO]>...",
         ] {
             assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn rotating_door_flags() {
+        let a = parse(&[
+            "--secret-file",
+            "/k/ssh.key",
+            "--door",
+            "ssh",
+            "--ports",
+            "10000-10999",
+            "--length",
+            "5",
+            "--period",
+            "60",
+            "--protocols",
+            "tcp,UDP,tcp,udp,tcp",
+            "h",
+        ]);
+        assert_eq!(a.secret_file, Some("/k/ssh.key".into()));
+        assert_eq!(a.door.as_deref(), Some("ssh"));
+        assert_eq!(
+            a.port_range,
+            Some(PortRange {
+                first: 10000,
+                last: 10999
+            })
+        );
+        assert_eq!((a.length, a.period), (Some(5), Some(60)));
+        use Proto::{Tcp, Udp};
+        assert_eq!(a.protocols, Some(Protocols(vec![Tcp, Udp, Tcp, Udp, Tcp])));
+        assert_eq!(a.host.as_deref(), Some("h"));
+        assert!(a.ports.is_empty() && !a.show_sequence);
+        // Unset: None, so the mode can tell given from default.
+        let a = parse(&["h", "1"]);
+        assert_eq!(
+            (
+                a.secret_file,
+                a.door,
+                a.port_range,
+                a.length,
+                a.period,
+                a.protocols
+            ),
+            (None, None, None, None, None, None)
+        );
+        assert_eq!((a.show_sequence, a.at, a.gen_secret), (false, None, None));
+    }
+
+    #[test]
+    fn bad_rotating_values_are_value_errors_naming_the_problem() {
+        for (args, needle) in [
+            (
+                &["--ports", "7000", "h"][..],
+                "not a port range (FIRST-LAST)",
+            ),
+            (&["--ports", "9-5", "h"], "the first port is above the last"),
+            (&["--ports", "0-5", "h"], "not a port from 1 to 65535"),
+            (&["--length", "0", "h"], "not a whole number from 1 to 32"),
+            (&["--length", "33", "h"], "not a whole number from 1 to 32"),
+            (&["--length", "-1", "h"], "not a whole number from 1 to 32"),
+            (&["--period", "0", "h"], "from 1 to 86400"),
+            (&["--period", "x", "h"], "from 1 to 86400"),
+            (&["--protocols", "icmp", "h"], "unknown protocol \"icmp\""),
+            (&["--protocols", "tcp,,udp", "h"], "unknown protocol \"\""),
+            (
+                &["--show-sequence", "--at", "-1", "h"],
+                "not a Unix time in whole seconds",
+            ),
+        ] {
+            let e = error(args);
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{args:?}");
+            assert!(e.to_string().contains(needle), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn show_sequence_and_at() {
+        let a = parse(&["--show-sequence", "--at", "1700000000", "myserver"]);
+        assert!(a.show_sequence);
+        assert_eq!(a.at, Some(1_700_000_000));
+        // No HOST needed: the rotating flags may say everything.
+        let a = parse(&["--show-sequence", "--secret-file", "k"]);
+        assert_eq!(a.host, None);
+        assert_eq!(
+            error(&["--at", "5", "h", "1"]).kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            error(&["--show-sequence", "--connect", "22", "h"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn gen_secret_stands_alone() {
+        let a = parse(&["--gen-secret", "/k/new.key"]);
+        assert_eq!(a.gen_secret, Some("/k/new.key".into()));
+        assert_eq!(a.host, None);
+        for extra in [&["h"][..], &["-v"], &["--show-sequence"], &["h", "1"]] {
+            let mut args = vec!["--gen-secret", "k"];
+            args.extend_from_slice(extra);
+            assert_eq!(error(&args).kind(), ErrorKind::ArgumentConflict, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn host_is_required_unless_showing_or_generating() {
+        for args in [
+            &["-v"][..],
+            &[
+                "--secret-file",
+                "k",
+                "--door",
+                "d",
+                "--ports",
+                "1-9",
+                "--length",
+                "3",
+            ],
+        ] {
+            assert_eq!(
+                error(args).kind(),
+                ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_lists_every_rotating_flag() {
+        let help = error(&["-h"]).to_string();
+        for flag in [
+            "--secret-file <FILE>",
+            "--door <NAME>",
+            "--ports <A-B>",
+            "--length <N>",
+            "--period <SECS>",
+            "[default: 30]",
+            "--protocols <PROTO[,PROTO...]>",
+            "--show-sequence",
+            "--at <UNIX_TIME>",
+            "--gen-secret <FILE>",
+            "knock --secret-file ssh.key --door ssh --ports 10000-10999 --length 5 ",
+            "knock --show-sequence myserver",
+            "knock --gen-secret ssh.key",
+            "next period",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
+        // Long-only: every short flag is knockd 0.8's.
+        use clap::CommandFactory;
+        let cmd = Args::command();
+        for id in [
+            "secret_file",
+            "door",
+            "port_range",
+            "length",
+            "period",
+            "protocols",
+            "show_sequence",
+            "at",
+            "gen_secret",
+        ] {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+            assert_eq!(arg.map(|a| a.get_short()), Some(None), "{id}");
         }
     }
 

@@ -9,27 +9,49 @@
 //! delay    = 100
 //! protocol = tcp
 //! family   = ipv4
+//!
+//! [rotating]
+//! host        = server.example.com
+//! secret_file = ssh.key       # relative to this file's directory
+//! door        = ssh           # the door's name in knockd.conf
+//! ports       = 10000-10999
+//! length      = 5
+//! period      = 30
+//! protocols   = tcp
 //! ```
 //!
 //! Same shape as knockd.conf: `[name]` sections, `key = value`, keys
 //! case-insensitive; `#` starts a comment anywhere on a line, `;` at its
-//! start. `host` and `sequence`
-//! are required; `sequence` takes the command line's `PORT[:PROTO]` items
-//! separated by commas or spaces; `delay` is milliseconds after each hit;
-//! `protocol` (tcp or udp) applies to items without a suffix; `family` is
-//! `ipv4`, `ipv6` or `any`.
+//! start. `host` and `sequence` (for a rotating door, `secret_file`, see
+//! below) are required; `sequence` takes the command line's `PORT[:PROTO]`
+//! items separated by commas or spaces; `delay` is milliseconds after each
+//! hit; `protocol` (tcp or udp) applies to items without a suffix; `family`
+//! is `ipv4`, `ipv6` or `any`.
+//!
+//! A rotating door (one whose sequence knockd derives from a secret and the
+//! time, knockd.conf's `Sequence_*` directives) has `secret_file` instead of
+//! `sequence`, never both: the file with the door's base32 secret (a
+//! relative path is relative to the doors file's directory). With it,
+//! `ports` (`FIRST-LAST`) and `length` (1-32) are required; `door` is the
+//! name the daemon derives with (default: the section name); `period` is
+//! seconds (default 30); `protocols` is `tcp` or `udp`, or one per step
+//! separated by commas (default tcp). The fixed-sequence `protocol` has no
+//! place in a rotating door. `host`, `delay` and `family` apply to both.
 //!
 //! This module owns the syntax and its error messages. It must not resolve
 //! hosts or open sockets; reading is bounded so a wrong path (a device, a
-//! huge file) cannot hang or exhaust the client.
+//! huge file) cannot hang or exhaust the client. It does not read secret
+//! files either: a door names its file, the caller reads it.
 
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::args::{parse_port_spec, PortSpec};
+use super::rotating::{self, PortRange};
 use super::Family;
 use crate::core::knock::Proto;
+use crate::core::rotate::Rotation;
 
 /// Largest doors file read: far more than any hand-written list of doors.
 pub const MAX_DOORS_FILE: u64 = 1 << 20;
@@ -39,13 +61,30 @@ pub const MAX_DOORS_FILE: u64 = 1 << 20;
 pub struct Door {
     pub name: String,
     pub host: String,
+    /// The fixed sequence; empty for a rotating door.
     pub sequence: Vec<PortSpec>,
+    /// Set for a rotating door: its sequence comes from its secret and the
+    /// time, not from `sequence`.
+    pub rotating: Option<RotatingDoor>,
     /// Milliseconds after each hit; `-d` wins.
     pub delay: Option<u64>,
     /// Protocol for items without a suffix; `-u` wins.
     pub protocol: Option<Proto>,
     /// Address family; `-4`/`-6` win.
     pub family: Option<Family>,
+}
+
+/// What the doors file says about a rotating door; the secret itself is
+/// read only when the door is used, so a broken key file of one door does
+/// not break the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatingDoor {
+    /// `secret_file`, made relative to the doors file's directory.
+    pub secret_file: PathBuf,
+    /// `door`: the name the daemon derives with (default: the section name).
+    pub door: String,
+    /// `ports`, `length`, `period` and `protocols`, validated.
+    pub rotation: Rotation,
 }
 
 /// A broken doors file: where, and what is wrong. One line.
@@ -156,7 +195,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Door>, DoorsError> {
                 return Err(err(n, format!("door [{name}] is defined twice")));
             }
             if let Some((partial, start)) = open.take() {
-                doors.push(partial.finish().map_err(|m| err(start, m))?);
+                doors.push(partial.finish(path).map_err(|m| err(start, m))?);
             }
             open = Some((Partial::new(name), n));
             continue;
@@ -168,13 +207,30 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Door>, DoorsError> {
             return Err(err(n, "key outside a [door] section".into()));
         };
         partial
-            .set(&key.trim().to_ascii_lowercase(), value.trim())
+            .set(&key.trim().to_ascii_lowercase(), value.trim(), n)
             .map_err(|m| err(n, m))?;
     }
     if let Some((partial, start)) = open {
-        doors.push(partial.finish().map_err(|m| err(start, m))?);
+        doors.push(partial.finish(path).map_err(|m| err(start, m))?);
     }
     Ok(doors)
+}
+
+/// Which kind of door a key belongs to: a door is one or the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fixed,
+    Rotating,
+}
+
+fn kind_of(key: &str) -> Option<Kind> {
+    match key {
+        "sequence" | "protocol" => Some(Kind::Fixed),
+        "secret_file" | "door" | "ports" | "length" | "period" | "protocols" => {
+            Some(Kind::Rotating)
+        }
+        _ => None,
+    }
 }
 
 /// A section being read: every field optional until [`Partial::finish`].
@@ -185,6 +241,15 @@ struct Partial {
     delay: Option<u64>,
     protocol: Option<Proto>,
     family: Option<Family>,
+    secret_file: Option<PathBuf>,
+    door: Option<String>,
+    ports: Option<PortRange>,
+    length: Option<u8>,
+    period: Option<u64>,
+    protocols: Option<Vec<Proto>>,
+    /// The first fixed-only and rotating-only key seen, and their lines.
+    first_fixed: Option<(String, usize)>,
+    first_rotating: Option<(String, usize)>,
 }
 
 impl Partial {
@@ -196,11 +261,31 @@ impl Partial {
             delay: None,
             protocol: None,
             family: None,
+            secret_file: None,
+            door: None,
+            ports: None,
+            length: None,
+            period: None,
+            protocols: None,
+            first_fixed: None,
+            first_rotating: None,
         }
     }
 
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    fn set(&mut self, key: &str, value: &str, line: usize) -> Result<(), String> {
         let twice = || format!("{key} is set twice in [{}]", self.name);
+        let (mine, other) = match kind_of(key) {
+            Some(Kind::Fixed) => (&mut self.first_fixed, &self.first_rotating),
+            Some(Kind::Rotating) => (&mut self.first_rotating, &self.first_fixed),
+            None => (&mut None, &None),
+        };
+        if let Some((other_key, other_line)) = other {
+            return Err(format!(
+                "door [{}] has both {other_key} (line {other_line}) and {key}: a door has a sequence, or a secret_file with ports and length, never both",
+                self.name
+            ));
+        }
+        mine.get_or_insert_with(|| (key.to_string(), line));
         match key {
             "host" => {
                 if self.host.is_some() {
@@ -254,23 +339,97 @@ impl Partial {
                     _ => return Err(format!("family \"{value}\" (expected ipv4, ipv6 or any)")),
                 });
             }
+            "secret_file" => {
+                if self.secret_file.is_some() {
+                    return Err(twice());
+                }
+                if value.is_empty() {
+                    return Err("secret_file: empty path".into());
+                }
+                self.secret_file = Some(PathBuf::from(value));
+            }
+            "door" => {
+                if self.door.is_some() {
+                    return Err(twice());
+                }
+                if value.is_empty() {
+                    return Err("door: empty name".into());
+                }
+                self.door = Some(value.to_string());
+            }
+            "ports" => {
+                if self.ports.is_some() {
+                    return Err(twice());
+                }
+                self.ports = Some(rotating::parse_port_range(value).map_err(|e| format!("ports: {e}"))?);
+            }
+            "length" => {
+                if self.length.is_some() {
+                    return Err(twice());
+                }
+                self.length = Some(rotating::parse_length(value).map_err(|e| format!("length: {e}"))?);
+            }
+            "period" => {
+                if self.period.is_some() {
+                    return Err(twice());
+                }
+                self.period = Some(rotating::parse_period(value).map_err(|e| format!("period: {e}"))?);
+            }
+            "protocols" => {
+                if self.protocols.is_some() {
+                    return Err(twice());
+                }
+                self.protocols =
+                    Some(rotating::parse_protocols(value).map_err(|e| format!("protocols: {e}"))?);
+            }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" (expected host, sequence, delay, protocol or family)"
+                    "unknown key \"{key}\" (expected host, sequence, delay, protocol, family, secret_file, door, ports, length, period or protocols)"
                 ))
             }
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<Door, String> {
+    /// The door, or what it lacks. `path` is the doors file's, for making a
+    /// relative `secret_file` relative to its directory.
+    fn finish(self, path: &Path) -> Result<Door, String> {
         let missing = |what: &str| format!("door [{}] has no {what}", self.name);
         let host = self.host.clone().ok_or_else(|| missing("host"))?;
-        let sequence = self.sequence.clone().ok_or_else(|| missing("sequence"))?;
+        let rotating = match (self.secret_file.clone(), &self.first_rotating) {
+            (Some(file), _) => {
+                let ports = self.ports.ok_or_else(|| missing("ports (FIRST-LAST)"))?;
+                let length = self.length.ok_or_else(|| missing("length"))?;
+                let rotation =
+                    rotating::rotation(ports, length, self.protocols.clone(), self.period)
+                        .map_err(|e| format!("door [{}]: {e}", self.name))?;
+                let secret_file = match path.parent() {
+                    Some(dir) if file.is_relative() => dir.join(file),
+                    _ => file,
+                };
+                Some(RotatingDoor {
+                    secret_file,
+                    door: self.door.clone().unwrap_or_else(|| self.name.clone()),
+                    rotation,
+                })
+            }
+            (None, Some((key, _))) => {
+                return Err(format!(
+                    "door [{}] has {key} but no secret_file (the rotating door's secret)",
+                    self.name
+                ))
+            }
+            (None, None) => None,
+        };
+        let sequence = match rotating {
+            Some(_) => Vec::new(),
+            None => self.sequence.clone().ok_or_else(|| missing("sequence"))?,
+        };
         Ok(Door {
             name: self.name,
             host,
             sequence,
+            rotating,
             delay: self.delay,
             protocol: self.protocol,
             family: self.family,
@@ -357,6 +516,143 @@ mod tests {
             error("[a]\nhost=h\nsequence=1\nfamily=ipx\n").contains("expected ipv4, ipv6 or any")
         );
         assert!(error("[a]\nhost=a b\nsequence=1\n").contains("not a host name"));
+    }
+
+    const ROTATING: &str =
+        "[rot]\nhost = h\nsecret_file = ssh.key\nports = 10000-10999\nlength = 5\n";
+
+    #[test]
+    fn the_documented_rotating_example() {
+        let d = doors(
+            "[rotating]\nhost        = server.example.com\nsecret_file = ssh.key       # relative\n\
+             door        = ssh\nports       = 10000-10999\nlength      = 5\nperiod      = 30\n\
+             protocols   = tcp\n",
+        );
+        let d = &d[0];
+        assert_eq!(
+            (d.name.as_str(), d.host.as_str()),
+            ("rotating", "server.example.com")
+        );
+        assert!(d.sequence.is_empty());
+        let r = d.rotating.as_ref().expect("rotating");
+        assert_eq!(r.door, "ssh");
+        assert_eq!(
+            r.rotation,
+            Rotation {
+                length: 5,
+                first: 10000,
+                last: 10999,
+                protocols: vec![Proto::Tcp],
+                period: 30,
+                skew: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn rotating_defaults_and_secret_paths() {
+        // Relative to the doors file's directory; absolute as written.
+        let d = parse(ROTATING, Path::new("/home/u/.config/knock/doors")).expect("valid");
+        let r = d[0].rotating.as_ref().expect("rotating");
+        assert_eq!(
+            r.secret_file,
+            PathBuf::from("/home/u/.config/knock/ssh.key")
+        );
+        // `door` defaults to the section name; period 30, tcp.
+        assert_eq!(r.door, "rot");
+        assert_eq!(
+            (r.rotation.period, &r.rotation.protocols[..]),
+            (30, &[Proto::Tcp][..])
+        );
+        let d = doors(
+            "[a]\nHost = h\nSECRET_FILE = /etc/k/a.key\nPorts = 1-9\nLength = 3\n\
+             Protocols = udp, TCP ,udp\nPeriod = 60\ndelay = 5\nfamily = ipv6\n",
+        );
+        let r = d[0].rotating.as_ref().expect("rotating");
+        assert_eq!(r.secret_file, PathBuf::from("/etc/k/a.key"));
+        assert_eq!(r.rotation.protocols, [Proto::Udp, Proto::Tcp, Proto::Udp]);
+        assert_eq!(
+            (r.rotation.first, r.rotation.last, r.rotation.period),
+            (1, 9, 60)
+        );
+        assert_eq!((d[0].delay, d[0].family), (Some(5), Some(Family::V6)));
+        // Fixed and rotating doors side by side.
+        let d = doors(&format!("[f]\nhost=h\nsequence=1\n{ROTATING}"));
+        assert_eq!(
+            (d[0].rotating.is_none(), d[1].rotating.is_some()),
+            (true, true)
+        );
+    }
+
+    #[test]
+    fn rotating_errors_name_file_line_and_problem() {
+        let p = "/home/u/.config/knock/doors";
+        assert_eq!(
+            error(&format!("{ROTATING}sequence = 7000\n")),
+            format!(
+                "{p}:6: door [rot] has both secret_file (line 3) and sequence: a door has a \
+                 sequence, or a secret_file with ports and length, never both"
+            )
+        );
+        assert!(
+            error("[a]\nhost=h\nsequence=1\nsecret_file=k\n").starts_with(&format!(
+                "{p}:4: door [a] has both sequence (line 3) and secret_file"
+            ))
+        );
+        assert!(
+            error("[a]\nhost=h\nsequence=1\nports=1-9\n").starts_with(&format!(
+                "{p}:4: door [a] has both sequence (line 3) and ports"
+            ))
+        );
+        assert!(
+            error(&format!("{ROTATING}protocol = udp\n")).starts_with(&format!(
+                "{p}:6: door [rot] has both secret_file (line 3) and protocol"
+            ))
+        );
+        assert_eq!(
+            error("[a]\nhost=h\nports=1-9\nlength=3\n"),
+            format!("{p}:1: door [a] has ports but no secret_file (the rotating door's secret)")
+        );
+        assert_eq!(
+            error("[a]\nhost=h\nsecret_file=k\nlength=3\n"),
+            format!("{p}:1: door [a] has no ports (FIRST-LAST)")
+        );
+        assert_eq!(
+            error("[a]\nhost=h\nsecret_file=k\nports=1-9\n"),
+            format!("{p}:1: door [a] has no length")
+        );
+        assert_eq!(
+            error("[a]\nhost=h\nsecret_file=k\nports=1-3\nlength=4\n"),
+            format!(
+                "{p}:1: door [a]: Sequence_Length 4 is more than the 3 ports of Sequence_Ports (no port repeats)"
+            )
+        );
+        assert!(
+            error("[a]\nhost=h\nsecret_file=k\nports=1-9\nlength=3\nprotocols=tcp,udp\n")
+                .starts_with(&format!(
+                    "{p}:1: door [a]: Sequence_Protocols names 2 protocols for 3 steps"
+                ))
+        );
+        assert_eq!(
+            error("[a]\nhost=h\nsecret_file=k\nports=9-1\n"),
+            format!("{p}:4: ports: \"9-1\": the first port is above the last")
+        );
+        assert!(error("[a]\nsecret_file=k\nlength=0\n")
+            .contains(":3: length: \"0\" is not a whole number from 1 to 32"));
+        assert!(error("[a]\nsecret_file=k\nperiod=0\n").contains(":3: period: \"0\""));
+        assert!(error("[a]\nsecret_file=k\nprotocols=icmp\n")
+            .contains(":3: protocols: unknown protocol \"icmp\""));
+        assert!(error("[a]\nsecret_file=\n").contains(":2: secret_file: empty path"));
+        assert!(error("[a]\ndoor=\n").contains(":2: door: empty name"));
+        assert!(error("[a]\nsecret_file=k\nsecret_file=j\n")
+            .contains(":3: secret_file is set twice in [a]"));
+        assert!(
+            error("[a]\nsecret_file=k\nlength=3\nlength=3\n").contains(":4: length is set twice")
+        );
+        assert_eq!(
+            error("[a]\nsecret_file=k\nports=1-9\nlength=3\n"),
+            format!("{p}:1: door [a] has no host")
+        );
     }
 
     #[test]

@@ -1,22 +1,27 @@
 //! `knock`, the client: knockd 0.8's command line, plus one-address
-//! resolution, clear errors, a doors file and `--connect` for ssh's
-//! `ProxyCommand`.
+//! resolution, clear errors, a doors file, `--connect` for ssh's
+//! `ProxyCommand`, and rotating doors.
 //!
 //! This module owns how a command line (and maybe a door from the doors
-//! file) becomes a [`Plan`], how a plan runs, and which exit code each
-//! failure gets. Its parts: [`args`] (flags and `PORT[:PROTO]`), [`doors`]
-//! (the doors file), [`resolve`] (host to one address), [`hit`] (the
-//! packets) and [`relay`] (`--connect`).
+//! file) becomes a [`Mode`] (usually a [`Plan`]), how it runs, and which
+//! exit code each failure gets. Its parts: [`args`] (flags and
+//! `PORT[:PROTO]`), [`doors`] (the doors file), [`rotating`] (secret files
+//! and the sequence of the moment), [`resolve`] (host to one address),
+//! [`hit`] (the packets) and [`relay`] (`--connect`).
 //!
-//! The client must not depend on the daemon's layers (config, wire, engine,
-//! capture, daemon): it shares only the vocabulary in [`crate::core::knock`].
+//! The client must not depend on the daemon's layers (wire, engine,
+//! capture, daemon): it shares the vocabulary in [`crate::core::knock`] and
+//! the rotating-sequence derivation in [`crate::core::rotate`] (with the
+//! sequence type and limits it uses from [`crate::core::config`]).
 
 pub mod args;
 pub mod doors;
 pub mod hit;
 pub mod relay;
 pub mod resolve;
+pub mod rotating;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -28,9 +33,10 @@ use args::Args;
 use hit::{Hit, HitError};
 use relay::RelayError;
 use resolve::ResolveError;
+use rotating::{GenSecretError, Rotating, SecretFileError};
 
 pub use crate::core::sysexits::{
-    EX_CONFIG, EX_IOERR, EX_NOHOST, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE,
+    EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_NOHOST, EX_NOINPUT, EX_OSERR, EX_UNAVAILABLE, EX_USAGE,
 };
 
 /// Which address family to knock over: `-4`, `-6`, or whatever the
@@ -68,13 +74,49 @@ pub struct Connect {
 pub struct Plan {
     pub host: String,
     pub family: Family,
+    /// The hits of a fixed sequence; empty for a rotating door, whose hits
+    /// are derived afresh for every knock round.
     pub hits: Vec<Hit>,
+    /// A rotating door: each round knocks the sequence of its moment.
+    pub rotating: Option<Rotating>,
     /// Wait after each hit.
     pub delay: Duration,
     pub verbose: bool,
     pub connect: Option<Connect>,
     /// Lines for stderr before starting (a doors file others can read).
     pub warnings: Vec<String>,
+}
+
+/// `--show-sequence`: a rotating door's sequence, printed instead of
+/// knocked (no host, no resolution, no socket).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Show {
+    pub rotating: Rotating,
+    /// `--at`: the Unix time to derive for; `None` is now.
+    pub at: Option<u64>,
+    /// Lines for stderr before printing.
+    pub warnings: Vec<String>,
+}
+
+/// What one invocation does: knock (the usual), print a rotating sequence,
+/// or make a secret. Decided whole before anything is sent or written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Knock(Plan),
+    Show(Show),
+    /// `--gen-secret FILE`.
+    GenSecret(PathBuf),
+}
+
+impl Mode {
+    /// Lines for stderr before running (files others can read).
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Mode::Knock(p) => &p.warnings,
+            Mode::Show(s) => &s.warnings,
+            Mode::GenSecret(_) => &[],
+        }
+    }
 }
 
 /// Every way `knock` fails; [`ClientError::exit_code`] maps each to sysexits.
@@ -87,6 +129,13 @@ pub enum ClientError {
     #[error(transparent)]
     Doors(#[from] doors::DoorsError),
     #[error(transparent)]
+    Secret(#[from] SecretFileError),
+    #[error(transparent)]
+    GenSecret(#[from] GenSecretError),
+    /// The system clock says before 1970: no period to derive.
+    #[error("the system clock is before 1970; cannot derive a rotating door's sequence")]
+    Clock,
+    #[error(transparent)]
     Resolve(#[from] ResolveError),
     #[error(transparent)]
     Hit(#[from] HitError),
@@ -98,6 +147,9 @@ pub enum ClientError {
     },
     #[error(transparent)]
     Relay(#[from] RelayError),
+    /// `--show-sequence` could not print its line.
+    #[error("cannot write to stdout: {0}")]
+    Stdout(#[source] io::Error),
 }
 
 /// `" (after 3 knocks)"` when `--retry` knocked more than once.
@@ -114,34 +166,106 @@ impl ClientError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::Usage(_) => EX_USAGE,
-            ClientError::DoorsUnreadable { .. } => EX_NOINPUT,
-            ClientError::Doors(_) => EX_CONFIG,
+            ClientError::DoorsUnreadable { .. }
+            | ClientError::Secret(SecretFileError::Unreadable { .. }) => EX_NOINPUT,
+            ClientError::Doors(_) | ClientError::Secret(SecretFileError::Malformed { .. }) => {
+                EX_CONFIG
+            }
+            ClientError::GenSecret(GenSecretError::Random(_)) | ClientError::Clock => EX_OSERR,
+            ClientError::GenSecret(_) => EX_CANTCREAT,
             ClientError::Resolve(_) => EX_NOHOST,
             ClientError::Hit(HitError::Socket { .. }) => EX_OSERR,
             ClientError::Hit(HitError::Send { .. }) | ClientError::Connect { .. } => EX_UNAVAILABLE,
-            ClientError::Relay(_) => EX_IOERR,
+            ClientError::Relay(_) | ClientError::Stdout(_) => EX_IOERR,
         }
     }
 }
 
-/// Turns the command line into a plan, reading the doors file only for
-/// `knock DOOR` (no ports given). Command-line flags win over the door's
-/// settings.
+fn usage(message: impl Into<String>) -> ClientError {
+    ClientError::Usage(message.into())
+}
+
+/// Turns the command line into a knock plan; see [`mode`]. `--show-sequence`
+/// and `--gen-secret` do not knock, so here they are usage errors.
 pub fn plan(args: &Args) -> Result<Plan, ClientError> {
+    match mode(args)? {
+        Mode::Knock(plan) => Ok(plan),
+        Mode::Show(_) => Err(usage(
+            "--show-sequence prints a sequence; it does not knock",
+        )),
+        Mode::GenSecret(_) => Err(usage("--gen-secret makes a secret; it does not knock")),
+    }
+}
+
+/// Turns the command line into what to do, reading the doors file only for
+/// `knock DOOR` (no ports given) and a secret file only for a rotating
+/// door. Command-line flags win over the door's settings.
+pub fn mode(args: &Args) -> Result<Mode, ClientError> {
+    if let Some(path) = &args.gen_secret {
+        // clap lets nothing else through with --gen-secret.
+        return Ok(Mode::GenSecret(path.clone()));
+    }
     let mut warnings = Vec::new();
-    let door = if args.ports.is_empty() {
-        Some(find_door(args, &mut warnings)?)
+    let (door, rotating) = if let Some(r) = rotating_from_flags(args, &mut warnings)? {
+        (None, Some(r))
+    } else if args.ports.is_empty() {
+        let Some(name) = args.host.as_deref() else {
+            return Err(usage(
+                "--show-sequence needs a rotating DOOR, or --secret-file with --door, --ports and --length",
+            ));
+        };
+        let door = find_door(name, args, &mut warnings)?;
+        let rotating = match &door.rotating {
+            Some(rd) => {
+                let (secret, warning) = rotating::read_secret(&rd.secret_file)?;
+                warnings.extend(warning);
+                Some(Rotating {
+                    secret,
+                    door: rd.door.clone(),
+                    rotation: rd.rotation.clone(),
+                })
+            }
+            None => None,
+        };
+        (Some(door), rotating)
     } else if args.doors.is_some() {
-        return Err(ClientError::Usage(
-            "--doors is for knock DOOR; with ports on the command line it would be ignored".into(),
+        return Err(usage(
+            "--doors is for knock DOOR; with ports on the command line it would be ignored",
         ));
     } else {
-        None
+        (None, None)
     };
-    let (host, specs) = match &door {
-        Some(d) => (d.host.clone(), d.sequence.as_slice()),
-        None => (args.host.clone(), args.ports.as_slice()),
+    if args.show_sequence {
+        return match rotating {
+            Some(rotating) => Ok(Mode::Show(Show {
+                rotating,
+                at: args.at,
+                warnings,
+            })),
+            None => Err(usage(match &door {
+                Some(d) => format!(
+                    "--show-sequence is for rotating doors; door [{}] has a fixed sequence",
+                    d.name
+                ),
+                None => "--show-sequence is for rotating doors: give --secret-file with --door, --ports and --length, or a rotating DOOR".into(),
+            })),
+        };
+    }
+    if rotating.is_some() && args.udp {
+        return Err(usage(
+            "-u does not apply to a rotating door: its protocols are part of the sequence (see --protocols)",
+        ));
+    }
+    let host = match &door {
+        Some(d) => d.host.clone(),
+        None => args
+            .host
+            .clone()
+            .ok_or_else(|| usage("no HOST to knock on"))?,
     };
+    let specs = door
+        .as_ref()
+        .map_or(args.ports.as_slice(), |d| d.sequence.as_slice());
     let default_proto = door.as_ref().and_then(|d| d.protocol).unwrap_or(Proto::Tcp);
     let hits = specs
         .iter()
@@ -167,10 +291,11 @@ pub fn plan(args: &Args) -> Result<Plan, ClientError> {
         .delay
         .or(door.as_ref().and_then(|d| d.delay))
         .unwrap_or(0);
-    Ok(Plan {
+    Ok(Mode::Knock(Plan {
         host,
         family,
         hits,
+        rotating,
         delay: Duration::from_millis(delay_ms),
         verbose: args.verbose,
         connect: args.connect.map(|port| Connect {
@@ -181,11 +306,81 @@ pub fn plan(args: &Args) -> Result<Plan, ClientError> {
             ),
         }),
         warnings,
-    })
+    }))
 }
 
-fn find_door(args: &Args, warnings: &mut Vec<String>) -> Result<doors::Door, ClientError> {
-    let name = &args.host;
+/// The rotating door the flags describe (`--secret-file` and its
+/// companions), `None` without any of them. Checks every combination first
+/// (each a one-line usage error), reads the secret file last.
+fn rotating_from_flags(
+    args: &Args,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Rotating>, ClientError> {
+    let companions = [
+        ("--door", args.door.is_some()),
+        ("--ports", args.port_range.is_some()),
+        ("--length", args.length.is_some()),
+        ("--period", args.period.is_some()),
+        ("--protocols", args.protocols.is_some()),
+    ];
+    let Some(file) = &args.secret_file else {
+        return match companions.iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(usage(format!(
+                "{flag} is for a rotating door: give it with --secret-file FILE, --door, --ports and --length"
+            ))),
+            None => Ok(None),
+        };
+    };
+    let Some(door) = &args.door else {
+        return Err(usage(
+            "--secret-file needs --door NAME (the door's name in knockd.conf)",
+        ));
+    };
+    let Some(range) = args.port_range else {
+        return Err(usage(
+            "--secret-file needs --ports A-B (the door's Sequence_Ports)",
+        ));
+    };
+    let Some(length) = args.length else {
+        return Err(usage(
+            "--secret-file needs --length N (the door's Sequence_Length)",
+        ));
+    };
+    if door.is_empty() {
+        return Err(usage("--door: empty door name"));
+    }
+    if let Some(first) = args.ports.first() {
+        return Err(usage(format!(
+            "with --secret-file the sequence is derived; ports on the command line (\"{}\") are not allowed",
+            first.label
+        )));
+    }
+    if args.doors.is_some() {
+        return Err(usage(
+            "--doors is for knock DOOR; with --secret-file it would be ignored",
+        ));
+    }
+    let rotation = rotating::rotation(
+        range,
+        length,
+        args.protocols.as_ref().map(|p| p.0.clone()),
+        args.period,
+    )
+    .map_err(|e| usage(format!("rotating door \"{door}\": {e}")))?;
+    let (secret, warning) = rotating::read_secret(file)?;
+    warnings.extend(warning);
+    Ok(Some(Rotating {
+        secret,
+        door: door.clone(),
+        rotation,
+    }))
+}
+
+fn find_door(
+    name: &str,
+    args: &Args,
+    warnings: &mut Vec<String>,
+) -> Result<doors::Door, ClientError> {
     let (path, explicit) = match &args.doors {
         Some(p) => (p.clone(), true),
         None => match doors::default_path() {
@@ -209,7 +404,7 @@ fn find_door(args: &Args, warnings: &mut Vec<String>) -> Result<doors::Door, Cli
     };
     let all = loaded.map_err(ClientError::Doors)?;
     warnings.extend(doors::permission_warning(&path));
-    all.into_iter().find(|d| &d.name == name).ok_or_else(|| {
+    all.into_iter().find(|d| d.name == name).ok_or_else(|| {
         ClientError::Usage(format!(
             "no ports given, and no door [{name}] in {}",
             path.display()
@@ -223,6 +418,25 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(500u64 << n.saturating_sub(1).min(4))
 }
 
+/// Carries out a mode: [`run`] a plan, print a sequence, or write a secret.
+pub fn execute(mode: &Mode) -> Result<(), ClientError> {
+    match mode {
+        Mode::Knock(plan) => run(plan),
+        Mode::Show(show) => {
+            let unix = match show.at {
+                Some(t) => t,
+                None => rotating::unix_now().ok_or(ClientError::Clock)?,
+            };
+            let counter = show.rotating.rotation.counter(unix);
+            let mut out = io::stdout().lock();
+            writeln!(out, "{}", show.rotating.show_line(counter))
+                .and_then(|()| out.flush())
+                .map_err(ClientError::Stdout)
+        }
+        Mode::GenSecret(path) => Ok(rotating::gen_secret(path)?),
+    }
+}
+
 /// Runs a plan: resolve once, knock, and with `--connect` connect (knocking
 /// again on a refused or timed-out connection, up to `retries` times) and
 /// relay stdin/stdout. Messages go to stderr only; in `--connect` mode even
@@ -230,7 +444,21 @@ pub fn backoff(n: u32) -> Duration {
 pub fn run(plan: &Plan) -> Result<(), ClientError> {
     let addr = resolve::resolve(&plan.host, plan.family)?;
     let mut knocks = 0u32;
+    // The period the previous round of a rotating door knocked.
+    let mut knocked: Option<u64> = None;
     loop {
+        // A rotating door's hits are those of this round's moment; a retry
+        // in the period just knocked takes the next period instead (see
+        // `rotating::round_counter`: the daemon refuses a period twice).
+        let hits: Cow<'_, [Hit]> = match &plan.rotating {
+            None => Cow::Borrowed(&plan.hits),
+            Some(r) => {
+                let now = rotating::unix_now().ok_or(ClientError::Clock)?;
+                let counter = rotating::round_counter(r.rotation.counter(now), knocked);
+                knocked = Some(counter);
+                Cow::Owned(r.hits(counter))
+            }
+        };
         {
             let mut stdout = io::stdout();
             let mut stderr = io::stderr();
@@ -239,7 +467,7 @@ pub fn run(plan: &Plan) -> Result<(), ClientError> {
                 (true, None) => Some(&mut stdout),
                 (true, Some(_)) => Some(&mut stderr),
             };
-            hit::knock(addr, &plan.hits, plan.delay, verbose)?;
+            hit::knock(addr, &hits, plan.delay, verbose)?;
         }
         knocks += 1;
         let Some(c) = &plan.connect else {
@@ -434,6 +662,347 @@ mod tests {
         assert_eq!(
             ClientError::Relay(RelayError::FromServer(io())).exit_code(),
             74
+        );
+    }
+
+    const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+    /// A secret file (mode 600) in a temp dir: (dir, path).
+    fn secret_file(text: &str) -> (tempfile::TempDir, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ssh.key");
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let p = path.to_str().expect("utf-8").to_string();
+        (dir, p)
+    }
+
+    /// The rotating flags of the README's vector, then `rest`.
+    fn rotating_args(key: &str, rest: &[&str]) -> Args {
+        let mut all = vec![
+            "--secret-file",
+            key,
+            "--door",
+            "ssh",
+            "--ports",
+            "10000-10999",
+            "--length",
+            "5",
+        ];
+        all.extend_from_slice(rest);
+        args(&all)
+    }
+
+    fn usage_error(a: &Args) -> String {
+        match mode(a) {
+            Ok(m) => panic!("{a:?}: {m:?}"),
+            Err(e) => {
+                assert_eq!(e.exit_code(), EX_USAGE, "{e}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn rotating_flags_plan_a_rotating_knock() {
+        let (_dir, key) = secret_file(&format!("{SECRET}\n"));
+        let p = plan(&rotating_args(
+            &key,
+            &["-d", "5", "-4", "--connect", "22", "h"],
+        ))
+        .expect("plan");
+        assert_eq!((p.host.as_str(), p.family), ("h", Family::V4));
+        assert!(p.hits.is_empty());
+        assert_eq!(p.delay, Duration::from_millis(5));
+        assert_eq!(p.connect.map(|c| c.port), Some(22));
+        assert!(p.warnings.is_empty());
+        let r = p.rotating.expect("rotating");
+        assert_eq!(r.door, "ssh");
+        assert_eq!(
+            (r.rotation.period, &r.rotation.protocols[..]),
+            (30, &[Proto::Tcp][..])
+        );
+        assert_eq!(
+            r.show_line(r.rotation.counter(1_700_000_000)),
+            "10759:tcp 10995:tcp 10648:tcp 10389:tcp 10822:tcp"
+        );
+        let p = plan(&rotating_args(
+            &key,
+            &["--period", "60", "--protocols", "udp", "h"],
+        ))
+        .expect("plan");
+        let r = p.rotating.expect("rotating");
+        assert_eq!(
+            (r.rotation.period, &r.rotation.protocols[..]),
+            (60, &[Proto::Udp][..])
+        );
+    }
+
+    #[test]
+    fn show_sequence_needs_no_host() {
+        let (_dir, key) = secret_file(SECRET);
+        let m = mode(&rotating_args(
+            &key,
+            &["--show-sequence", "--at", "1700000010"],
+        ))
+        .expect("mode");
+        let Mode::Show(show) = m else { panic!("{m:?}") };
+        assert_eq!(show.at, Some(1_700_000_010));
+        assert_eq!(
+            show.rotating
+                .show_line(show.rotating.rotation.counter(1_700_000_010)),
+            "10846:tcp 10066:tcp 10484:tcp 10876:tcp 10800:tcp"
+        );
+        // A HOST is allowed and ignored; plan() refuses to knock.
+        let a = rotating_args(&key, &["--show-sequence", "h"]);
+        assert!(matches!(mode(&a), Ok(Mode::Show(_))));
+        assert_eq!(
+            usage_error_of_plan(&a),
+            "--show-sequence prints a sequence; it does not knock"
+        );
+    }
+
+    fn usage_error_of_plan(a: &Args) -> String {
+        let e = plan(a).expect_err("not a knock");
+        assert_eq!(e.exit_code(), EX_USAGE);
+        e.to_string()
+    }
+
+    #[test]
+    fn gen_secret_mode() {
+        let a = args(&["--gen-secret", "/x/new.key"]);
+        assert_eq!(
+            mode(&a).expect("mode"),
+            Mode::GenSecret("/x/new.key".into())
+        );
+        assert!(mode(&a).expect("mode").warnings().is_empty());
+        assert_eq!(
+            usage_error_of_plan(&a),
+            "--gen-secret makes a secret; it does not knock"
+        );
+    }
+
+    #[test]
+    fn rotating_usage_errors_are_one_line() {
+        let (_dir, key) = secret_file(SECRET);
+        let missing = |skip: &str| {
+            let full = [
+                ("--secret-file", key.as_str()),
+                ("--door", "ssh"),
+                ("--ports", "1-9"),
+                ("--length", "3"),
+            ];
+            let mut list = vec![];
+            for (flag, value) in full.iter().filter(|(f, _)| *f != skip) {
+                list.extend([*flag, *value]);
+            }
+            list.push("h");
+            usage_error(&args(&list))
+        };
+        assert_eq!(
+            missing("--door"),
+            "--secret-file needs --door NAME (the door's name in knockd.conf)"
+        );
+        assert_eq!(
+            missing("--ports"),
+            "--secret-file needs --ports A-B (the door's Sequence_Ports)"
+        );
+        assert_eq!(
+            missing("--length"),
+            "--secret-file needs --length N (the door's Sequence_Length)"
+        );
+        assert_eq!(
+            missing("--secret-file"),
+            "--door is for a rotating door: give it with --secret-file FILE, --door, --ports and --length"
+        );
+        for flag in [
+            &["--period", "30"][..],
+            &["--protocols", "udp"],
+            &["--length", "3"],
+        ] {
+            let mut list = flag.to_vec();
+            list.push("h");
+            let e = usage_error(&args(&list));
+            assert!(
+                e.starts_with(&format!("{} is for a rotating door", flag[0])),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            usage_error(&rotating_args(&key, &["h", "7000"])),
+            "with --secret-file the sequence is derived; ports on the command line (\"7000\") are not allowed"
+        );
+        assert_eq!(
+            usage_error(&rotating_args(&key, &["--doors", "/x", "h"])),
+            "--doors is for knock DOOR; with --secret-file it would be ignored"
+        );
+        assert_eq!(
+            usage_error(&rotating_args(&key, &["-u", "h"])),
+            "-u does not apply to a rotating door: its protocols are part of the sequence (see --protocols)"
+        );
+        assert_eq!(
+            usage_error(&args(&[
+                "--secret-file",
+                &key,
+                "--door",
+                "",
+                "--ports",
+                "1-9",
+                "--length",
+                "3",
+                "h"
+            ])),
+            "--door: empty door name"
+        );
+        // Rotation::validate's message, naming the door.
+        assert_eq!(
+            usage_error(&args(&["--secret-file", &key, "--door", "ssh", "--ports", "1-3", "--length", "4", "h"])),
+            "rotating door \"ssh\": Sequence_Length 4 is more than the 3 ports of Sequence_Ports (no port repeats)"
+        );
+        assert_eq!(
+            usage_error(&rotating_args(&key, &["--protocols", "tcp,udp", "h"])),
+            "rotating door \"ssh\": Sequence_Protocols names 2 protocols for 5 steps (give one, or one per step)"
+        );
+        assert_eq!(
+            usage_error(&args(&["--show-sequence"])),
+            "--show-sequence needs a rotating DOOR, or --secret-file with --door, --ports and --length"
+        );
+        assert!(usage_error(&args(&["--show-sequence", "h", "1"]))
+            .starts_with("--show-sequence is for rotating doors: give --secret-file"));
+    }
+
+    #[test]
+    fn secret_file_problems_and_their_exit_codes() {
+        let (dir, key) = secret_file("not base32!\n");
+        let e = mode(&rotating_args(&key, &["h"])).expect_err("malformed");
+        assert_eq!(
+            e.to_string(),
+            format!("secret file {key}: not base32 (letters A-Z and digits 2-7)")
+        );
+        assert_eq!(e.exit_code(), EX_CONFIG);
+        let missing = dir.path().join("nope");
+        let missing = missing.to_str().expect("utf-8");
+        let e = mode(&rotating_args(missing, &["h"])).expect_err("missing");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot read secret file {missing}: ")),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), EX_NOINPUT);
+        // Group-readable: a warning, and on we go.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&key, SECRET).expect("write");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let p = plan(&rotating_args(&key, &["h"])).expect("plan");
+        assert_eq!(p.warnings.len(), 1);
+        assert!(
+            p.warnings[0].starts_with(&format!("{key}: warning: ")),
+            "{:?}",
+            p.warnings
+        );
+    }
+
+    #[test]
+    fn rotating_door_from_the_doors_file() {
+        let (dir, path) = doors_file(
+            "[srv]\nhost = 192.0.2.7\nsecret_file = ssh.key\ndoor = ssh\nports = 10000-10999\n\
+             length = 5\ndelay = 40\n[fixed]\nhost = h\nsequence = 1\n\
+             [broken]\nhost = h\nsecret_file = nope.key\nports = 1-9\nlength = 3\n",
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join("ssh.key");
+        std::fs::write(&key, format!("{SECRET}\n")).expect("write");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+        let p = plan(&args(&["--doors", &path, "--connect", "22", "srv"])).expect("plan");
+        assert_eq!(
+            (p.host.as_str(), p.delay),
+            ("192.0.2.7", Duration::from_millis(40))
+        );
+        assert!(p.hits.is_empty());
+        let r = p.rotating.expect("rotating");
+        assert_eq!(
+            r.show_line(r.rotation.counter(1_700_000_000)),
+            "10759:tcp 10995:tcp 10648:tcp 10389:tcp 10822:tcp"
+        );
+
+        let m = mode(&args(&[
+            "--doors",
+            &path,
+            "--show-sequence",
+            "--at",
+            "1700000000",
+            "srv",
+        ]))
+        .expect("mode");
+        assert!(
+            matches!(&m, Mode::Show(s) if s.at == Some(1_700_000_000)),
+            "{m:?}"
+        );
+
+        assert_eq!(
+            usage_error(&args(&["--doors", &path, "--show-sequence", "fixed"])),
+            "--show-sequence is for rotating doors; door [fixed] has a fixed sequence"
+        );
+        assert!(
+            usage_error(&args(&["--doors", &path, "-u", "srv"])).starts_with("-u does not apply")
+        );
+        // The rotating flags are not for a door of the file.
+        assert!(
+            usage_error(&args(&["--doors", &path, "--period", "60", "srv"]))
+                .starts_with("--period is for a rotating door")
+        );
+        // A door's missing secret file is 66, named with its directory.
+        let e = mode(&args(&["--doors", &path, "broken"])).expect_err("no key");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "cannot read secret file {}: ",
+                dir.path().join("nope.key").display()
+            )),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), EX_NOINPUT);
+        // A broken door elsewhere in the file does not stop a fixed one.
+        assert!(plan(&args(&["--doors", &path, "fixed"])).is_ok());
+    }
+
+    #[test]
+    fn rotating_exit_codes() {
+        let io = || io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(
+            ClientError::GenSecret(GenSecretError::Exists { path: "k".into() }).exit_code(),
+            73
+        );
+        assert_eq!(
+            ClientError::GenSecret(GenSecretError::Create {
+                path: "k".into(),
+                source: io()
+            })
+            .exit_code(),
+            73
+        );
+        assert_eq!(
+            ClientError::GenSecret(GenSecretError::Random("x".into())).exit_code(),
+            71
+        );
+        assert_eq!(ClientError::Clock.exit_code(), 71);
+        assert_eq!(ClientError::Stdout(io()).exit_code(), 74);
+        assert_eq!(
+            ClientError::Secret(SecretFileError::Unreadable {
+                path: "k".into(),
+                source: io()
+            })
+            .exit_code(),
+            66
+        );
+        assert_eq!(
+            ClientError::Secret(SecretFileError::Malformed {
+                path: "k".into(),
+                problem: "x".into()
+            })
+            .exit_code(),
+            78
         );
     }
 

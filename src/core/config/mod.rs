@@ -26,7 +26,7 @@ use crate::core::rotate::{Rotation, Secret};
 pub use error::{ConfigError, Diagnostics, Warning};
 pub use onetime::OneTimeLine;
 pub use parse::{io_reason, parse_partial, parse_reader, parse_str, Parsed, MAX_CONFIG_BYTES};
-pub use rotating::{DEFAULT_PERIOD, DEFAULT_SKEW};
+pub use rotating::{DEFAULT_PERIOD, DEFAULT_SKEW, MAX_PERIOD};
 pub use sequence::{parse_sequence, SequenceError};
 
 /// knockd's default `Seq_Timeout`, in seconds.

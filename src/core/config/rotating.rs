@@ -12,8 +12,9 @@ pub const DEFAULT_PERIOD: u64 = 30;
 /// Default `Sequence_Skew`: the previous and next period are accepted too,
 /// for clocks a little apart and knocks that cross a boundary.
 pub const DEFAULT_SKEW: u8 = 1;
-/// Longest `Sequence_Period`: a day; longer is no rotation.
-const MAX_PERIOD: u64 = 86_400;
+/// Longest `Sequence_Period`: a day; longer is no rotation. The client
+/// takes the same bound.
+pub const MAX_PERIOD: u64 = 86_400;
 
 /// Whether `upper` (a key in upper case) is one of these directives.
 pub fn is_rotating_key(upper: &str) -> bool {
