@@ -26,7 +26,7 @@ case "$what" in
 esac
 
 build_pkgs=(libpcap-dev)
-test_pkgs=(knockd iptables nftables iproute2 tcpdump tcpreplay)
+test_pkgs=(knockd iptables nftables ipset iproute2 tcpdump tcpreplay)
 deb_pkgs=(dpkg-dev groff-base)
 # Pinned so a package build does not change with a cargo-deb release; bump
 # on purpose. Installing it takes about a minute, so only `make deb` pays.

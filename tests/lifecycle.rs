@@ -140,6 +140,16 @@ fn sigterm_with_two_doors_open_runs_both_stop_commands_before_exit() {
     let state = dir.path().join("state");
     wait_journaled(&daemon, &state, "closed2-127.0.1.2");
     assert_eq!(journal_entries(&state).len(), 2);
+    // A marker exists a moment before its start command has exited and
+    // been reaped; a start still running at SIGTERM is (rightly) killed
+    // before its stop runs, which is not what this test is about.
+    let pid = daemon.pid().as_raw();
+    wait_for(
+        "the start commands to be reaped",
+        WAIT,
+        || daemon.messages().join("\n"),
+        || !processes().iter().any(|p| p.1 == pid),
+    );
 
     let t = daemon.terminate();
     // At the moment the exit was seen.

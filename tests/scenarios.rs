@@ -49,7 +49,7 @@ fn render(action: &Action, door_names: &[String]) -> Option<String> {
             c.command
         ),
         Action::OneTimeUsed { door } => format!("used {}", door_names[door.0 as usize]),
-        Action::StopScheduled(_) => return None,
+        Action::StopScheduled(_) | Action::Opened { .. } => return None,
     })
 }
 

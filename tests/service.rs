@@ -22,6 +22,7 @@
 //! journal-fails WHY | journal-works  (answers to journal writes from now on)
 //! spawn-fails WHY | spawn-works      (answers to Run effects from now on)
 //! mark-fails WHY | mark-works        (answers to one-time file uses)
+//! nft-fails WHY | nft-works          (answers to nftables additions)
 //! reload NAME [@T]                   (handle_reload with config NAME)
 //! restore T SRC DOOR COMMAND... [@T] (a journaled stop, due at T)
 //! shutdown T                         (handle_shutdown)
@@ -33,12 +34,14 @@
 //! Effects render as `log TEXT`, `run #ID COMMAND`, `journal ENTRY | ...`
 //! (each `DOOR SRC @DUE: COMMAND`, or `journal (empty)`), `one-time DOOR
 //! mark|read line N`, `filter TEXT`, `log-file PATH|none`, `reopen-log`,
-//! `syslog on|off`, `reloading|ready|stopping`. The harness answers journal
+//! `syslog on|off`, `reloading|ready|stopping`, `kill #ID`, `nft add SET
+//! ADDR Ns` (answered as the kernel would: refreshed when already there). The harness answers journal
 //! writes, runs and one-time uses as the shell would (the one-time file
 //! lives in memory and is marked where the core says). After each input,
 //! the `>` lines that follow must equal every effect it caused, exactly.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use knockd::core::config::onetime::{first_live, locate_used};
@@ -76,6 +79,9 @@ struct Run {
     journal_fails: Option<String>,
     spawn_fails: Option<String>,
     mark_fails: Option<String>,
+    /// Answers to nftables additions: an error, or the set kept here.
+    nft_fails: Option<String>,
+    nft: std::collections::HashSet<(String, IpAddr)>,
     now: Timestamp,
     out: Vec<String>,
 }
@@ -153,6 +159,16 @@ impl Run {
                 }
                 Effect::InstallFilter(f) => format!("filter {f}"),
                 Effect::Kill { id } => format!("kill #{}", id.0),
+                Effect::NftAdd { set, addr, timeout } => {
+                    self.out
+                        .push(format!("nft add {set} {addr} {}s", timeout.as_secs_f64()));
+                    let result = match &self.nft_fails {
+                        Some(why) => Err(why.clone()),
+                        None => Ok(!self.nft.insert((set.to_string(), addr))),
+                    };
+                    self.service.handle_nft_result(result, self.now);
+                    continue;
+                }
                 Effect::SetLogFile(p) => format!(
                     "log-file {}",
                     p.map_or("none".to_string(), |p| p.display().to_string())
@@ -219,6 +235,8 @@ impl Run {
             "spawn-works" => self.spawn_fails = None,
             "mark-fails" => self.mark_fails = Some(rest),
             "mark-works" => self.mark_fails = None,
+            "nft-fails" => self.nft_fails = Some(rest),
+            "nft-works" => self.nft_fails = None,
             "reload" => {
                 let text = self.configs.get(words[1]).expect("no such config").clone();
                 let loaded = load(&text, &self.file, Path::new("k.conf"));
@@ -333,6 +351,8 @@ fn run_fixture(name: &str) {
         journal_fails: None,
         spawn_fails: None,
         mark_fails: None,
+        nft_fails: None,
+        nft: std::collections::HashSet::new(),
         now: start,
         out: Vec::new(),
     };
@@ -347,14 +367,18 @@ fn run_fixture(name: &str) {
 fixture_tests!(
     "service", run_fixture:
     addresses_follow_the_interface,
+    allow_and_deny,
     bad_reload_keeps_running_config,
     bounds_hold_within_one_batch,
+    command_tokens,
     concurrent_commands_are_bounded,
+    cooldown_ignores_repeats,
     failed_start_reopens,
     hung_start_is_killed_when_its_stop_is_due,
     journal_before_start,
     journal_failure_keeps_the_door_shut,
     many_doors_share_a_log_budget,
+    nft_set_doors,
     one_time_mark_failure_never_revives,
     one_time_progression,
     only_v4_ignores_ipv6,

@@ -325,6 +325,7 @@ fn exit_code(e: &DaemonError) -> u8 {
         DaemonError::Journal(knockd::daemon::journal::JournalError::Io(_)) => EX_CANTCREAT,
         DaemonError::Journal(knockd::daemon::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
         DaemonError::Journal(knockd::daemon::journal::JournalError::Untrusted { .. }) => EX_CONFIG,
+        DaemonError::NftSets { .. } => EX_CONFIG,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
     }
 }

@@ -7,6 +7,7 @@
 //! capture get exactly the decisions the live daemon made.
 //!
 //! - [`knock`]: the shared vocabulary (a knock, protocols, flags, time);
+//! - [`cidr`]: address ranges for a door's `Allow` and `Deny`;
 //! - [`config`]: knockd.conf text to typed doors, with `file:line` errors;
 //! - [`wire`]: captured bytes and a link type to a [`knock::Knock`];
 //! - [`filter`]: the BPF filter text for the doors;
@@ -21,6 +22,7 @@
 //! where it is.
 #![deny(unsafe_code)]
 
+pub mod cidr;
 pub mod config;
 pub mod engine;
 pub mod filter;

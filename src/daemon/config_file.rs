@@ -43,14 +43,163 @@ pub fn load(path: &Path) -> Result<Parsed, Diagnostics> {
 pub fn load_from(reader: impl Read, path: &Path) -> Result<Parsed, Diagnostics> {
     // The parser caps what it reads (a wrong path such as /dev/zero).
     let (mut config, mut diag) = parse_partial(reader, path);
+    include(&mut config, path, &mut diag);
     resolve(&mut config, path, &mut diag);
     if diag.errors.is_empty() {
         Ok((config, diag.warnings))
     } else {
-        // Resolve errors sit at their directive's line among the parser's.
-        diag.errors.sort_by_key(|e| e.line);
+        // Resolve errors sit at their directive's line among the parser's,
+        // each file's together, the main file's first.
+        diag.errors
+            .sort_by_key(|e| (e.file.as_path() != path, e.file.clone(), e.line));
         Err(diag)
     }
+}
+
+/// `[options] Include = GLOB`: the doors of every matching file, files in
+/// name order, after the main file's. An included file holds doors only;
+/// a door name defined in two files is an error (within one file it stays
+/// a warning, as knockd 0.8 accepts it).
+fn include(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
+    let base = main.parent().unwrap_or(Path::new("."));
+    for (pattern, line) in config.options.include.clone() {
+        let files = match glob(base, &pattern) {
+            Ok(files) => files,
+            Err(message) => {
+                diag.error(main, Some(line), Some("Include"), message);
+                continue;
+            }
+        };
+        for file in files {
+            let text = match std::fs::File::open(&file) {
+                Ok(f) => f,
+                Err(e) => {
+                    let message = format!("cannot read {}: {}", file.display(), io_reason(&e));
+                    diag.error(main, Some(line), Some("Include"), message);
+                    continue;
+                }
+            };
+            let (part, d) = parse_partial(text, &file);
+            // Its commands run as root just as the main file's do.
+            diag.warnings.extend(permission_warnings(&file));
+            diag.errors.extend(d.errors);
+            diag.warnings.extend(d.warnings);
+            if let Some(options) = part.options.section_line {
+                diag.error(
+                    &file,
+                    Some(options),
+                    None,
+                    format!(
+                        "[options] belong in {}, not in an included file",
+                        main.display()
+                    ),
+                );
+            }
+            for mut door in part.doors {
+                let earlier = config.doors.iter().find(|d| d.name == door.name);
+                if let Some(earlier) = earlier {
+                    let at = earlier.file.as_deref().unwrap_or(main);
+                    diag.error(
+                        &file,
+                        Some(door.line),
+                        None,
+                        format!(
+                            "door [{}] is already defined at {}:{}",
+                            door.name,
+                            at.display(),
+                            earlier.line
+                        ),
+                    );
+                    continue;
+                }
+                door.file = Some(file.clone());
+                config.doors.push(door);
+            }
+        }
+    }
+    if config.options.include.is_empty() {
+        return;
+    }
+    if config.doors.len() > crate::core::config::MAX_DOORS {
+        let message = format!(
+            "{} doors with the included files; at most {} are allowed",
+            config.doors.len(),
+            crate::core::config::MAX_DOORS
+        );
+        diag.error(main, None, None, message);
+    } else if config.doors.is_empty() && diag.errors.is_empty() {
+        diag.warn(main, None, "no doors defined: nothing can be opened");
+    }
+}
+
+/// The files `pattern` names, in name order: `*` and `?` may appear in its
+/// last part only (`/etc/knockd.d/*.conf`); a relative pattern is taken
+/// from `base` (the main config's directory). A pattern without wildcards
+/// names one file, which must exist.
+fn glob(base: &Path, pattern: &str) -> Result<Vec<std::path::PathBuf>, String> {
+    let path = base.join(pattern);
+    let wild = |s: &str| s.contains(['*', '?']);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Err(format!("\"{pattern}\" does not name files"));
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if wild(&dir.to_string_lossy()) {
+        return Err(format!(
+            "\"{pattern}\": wildcards are allowed in the file name only"
+        ));
+    }
+    if !wild(name) {
+        return if path.is_file() {
+            Ok(vec![path])
+        } else {
+            Err(format!("{} is not a file", path.display()))
+        };
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {}", dir.display(), io_reason(&e)))?;
+    let mut files: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.file_name().to_str().is_some_and(|n| matches(name, n)))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Shell-style matching of `name` against `pattern` with `*` and `?`; a
+/// leading dot is matched only by a leading dot (no hidden files by `*`).
+/// Greedy with one backtrack point, so linear in practice whatever the
+/// pattern.
+fn matches(pattern: &str, name: &str) -> bool {
+    if name.starts_with('.') && !pattern.starts_with('.') {
+        return false;
+    }
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was, and the name position it currently covers to.
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some(b'*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(&c) if c == b'?' || c == n[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    star = Some((si, sj + 1));
+                    i = si + 1;
+                    j = sj + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[i..].iter().all(|&c| c == b'*')
 }
 
 /// The `[options]` of the file at `path` as far as they parse: a config
@@ -68,9 +217,11 @@ pub fn options_despite_errors(path: &Path) -> Options {
 /// written. A file with no unused line left is a warning, and its door is
 /// disabled: using up the last sequence is a normal event, and must never
 /// keep the daemon (and the stops it has to run) from starting.
-pub fn resolve(config: &mut Config, file: &Path, diag: &mut Diagnostics) {
+pub fn resolve(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
     for door in &mut config.doors {
         let name = door.name.clone();
+        let file = door.file.clone().unwrap_or_else(|| main.to_path_buf());
+        let file = file.as_path();
         if let SequenceSource::Rotating {
             secret:
                 SecretSource::File {

@@ -3,6 +3,7 @@
 //! and `--read`.
 
 use super::journal::{self, Journal};
+use super::nft_doors::NftDoors;
 use super::onetime_file;
 use super::output::Output;
 use super::runner::Runner;
@@ -27,6 +28,8 @@ pub struct Executor {
     pub runner: Runner,
     /// Where pending stops are journaled (not in a replay).
     journal: Option<Journal>,
+    /// The netlink side of `Nft_Set` doors.
+    pub nft: NftDoors,
 }
 
 impl Executor {
@@ -35,6 +38,7 @@ impl Executor {
             out,
             runner: Runner::default(),
             journal,
+            nft: NftDoors::default(),
         }
     }
 
@@ -80,6 +84,10 @@ impl Executor {
                     service.handle_journal_result(result.map_err(|e| e.to_string()), now);
                 }
                 Effect::Kill { id } => self.runner.kill(id),
+                Effect::NftAdd { set, addr, timeout } => {
+                    let result = self.nft.add(&set, addr, timeout);
+                    service.handle_nft_result(result, now);
+                }
                 Effect::UseOneTime {
                     door,
                     path,

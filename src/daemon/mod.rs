@@ -22,6 +22,8 @@ pub mod journal;
 pub mod lookup;
 pub mod netif;
 pub mod netwatch;
+pub mod nft;
+pub mod nft_doors;
 pub mod notify;
 pub mod onetime_file;
 pub mod oplog;

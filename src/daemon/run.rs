@@ -19,12 +19,13 @@ use super::effects::{Executor, Host};
 use super::frames::knock_of;
 use super::interfaces::Interfaces;
 use super::journal::{Journal, JournalError};
+use super::nft_doors::NftDoors;
 use super::notify;
 use super::oplog::{LogOpenError, OperatorLog};
 use super::output::Output;
 use super::settings::Settings;
 use super::signals::Signals;
-use crate::core::config::Config;
+use crate::core::config::{Config, ConfigError, Diagnostics, Parsed};
 use crate::core::engine::LocalAddrs;
 use crate::core::knock::{Knock, Timestamp};
 use crate::core::service::{Close, Mode, Notice, Readiness, RestoredStop, Service};
@@ -47,6 +48,10 @@ pub enum DaemonError {
     Poll(nix::Error),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A door's nftables set is missing or unsuitable: the first problem
+    /// (with its config line), and how many more there are.
+    #[error("{first}{}", if *.more > 0 { format!(" (and {} more nft set problem(s))", .more) } else { String::new() })]
+    NftSets { first: ConfigError, more: usize },
 }
 
 /// A started daemon: captures (or waits for) its interfaces and serves
@@ -89,6 +94,16 @@ impl Daemon {
     /// that does not exist yet is waited for, not an error.
     pub fn start(settings: &Settings, config: Config) -> Result<Daemon, DaemonError> {
         let signals = Signals::install().map_err(DaemonError::Signals)?;
+        // Before anything else: knocks at a door whose set is missing
+        // would all fail.
+        let mut nft = NftDoors::default();
+        let mut problems = nft.check(&config, &settings.config_path).into_iter();
+        if let Some(first) = problems.next() {
+            return Err(DaemonError::NftSets {
+                first,
+                more: problems.count(),
+            });
+        }
         let log = OperatorLog::open(
             settings.log_file.as_deref(),
             config.options.use_syslog,
@@ -117,10 +132,12 @@ impl Daemon {
         }
         ifaces.install_strict(service.filter())?;
         let out = Output::new(log, TimeBase::Live, settings.lookup);
+        let mut exec = Executor::new(out, Some(journal));
+        exec.nft = nft;
         let mut daemon = Daemon {
             settings: settings.clone(),
             service,
-            exec: Executor::new(out, Some(journal)),
+            exec,
             ifaces,
             signals,
         };
@@ -145,6 +162,19 @@ impl Daemon {
             .handle_restore(&journal_path, restored, problems, now);
         daemon.drain(now);
         Ok(daemon)
+    }
+
+    /// The config file for a reload; its nftables sets must pass the
+    /// same check as at startup, or the running config stays.
+    fn load_for_reload(&mut self) -> Result<Parsed, Diagnostics> {
+        let path = &self.settings.config_path;
+        let (config, warnings) = config_file::load(path)?;
+        let errors = self.exec.nft.check(&config, path);
+        if errors.is_empty() {
+            Ok((config, warnings))
+        } else {
+            Err(Diagnostics { errors, warnings })
+        }
     }
 
     /// Carries out the service's effects.
@@ -212,7 +242,7 @@ impl Daemon {
                     break;
                 }
                 if pending.reload {
-                    let config = config_file::load(&self.settings.config_path);
+                    let config = self.load_for_reload();
                     self.service.handle_reload(config, now);
                     self.drain(now);
                 }

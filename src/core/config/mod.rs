@@ -7,6 +7,7 @@
 //! [`onetime`], the one reader of that format. It must not open captures,
 //! run commands or know about the engine.
 
+mod door_extras;
 mod error;
 pub mod onetime;
 mod parse;
@@ -20,9 +21,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::core::cidr::Cidr;
 use crate::core::knock::{Proto, TcpFlags};
 use crate::core::rotate::{Rotation, Secret};
 
+pub use door_extras::TOKENS;
 pub use error::{ConfigError, Diagnostics, Warning};
 pub use onetime::OneTimeLine;
 pub use parse::{io_reason, parse_partial, parse_reader, parse_str, Parsed, MAX_CONFIG_BYTES};
@@ -83,6 +86,12 @@ pub struct Options {
     pub max_attempts: usize,
     /// `StateFile` (ours): journal of pending stop commands.
     pub state_file: Option<PathBuf>,
+    /// `Include` (ours): files of more doors (glob patterns, each with the
+    /// line that named it); the shell reads them.
+    pub include: Vec<(String, usize)>,
+    /// Line of the first `[options]` header, if any (an `Include`d file
+    /// may not have one).
+    pub section_line: Option<usize>,
     /// `LogRate` (ours): stage and sequence-timeout lines per second per
     /// door before the rest are counted instead of written; 0: no limit.
     pub log_rate: u32,
@@ -116,6 +125,8 @@ impl Default for Options {
             interfaces: Vec::new(),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             state_file: None,
+            include: Vec::new(),
+            section_line: None,
             log_rate: DEFAULT_LOG_RATE,
             max_log_lines: DEFAULT_MAX_LOG_LINES,
             max_commands: DEFAULT_MAX_COMMANDS,
@@ -324,6 +335,36 @@ pub struct Door {
     pub target: Option<IpAddr>,
     /// `Reopen` (ours).
     pub reopen: Reopen,
+    /// `Nft_Set` (ours): the nftables set IPv4 knockers are added to, with
+    /// a kernel timeout of `Cmd_Timeout`.
+    pub nft_set: Option<NftSet>,
+    /// `Nft_Set_6` (ours): the same for IPv6 knockers.
+    pub nft_set_6: Option<NftSet>,
+    /// `Allow` (ours): only knocks from these ranges count (empty: all).
+    pub allow: Vec<Cidr>,
+    /// `Deny` (ours): knocks from these ranges never count; deny wins.
+    pub deny: Vec<Cidr>,
+    /// `Cooldown` (ours): after the door opens for a source, that source's
+    /// completions within this long are ignored.
+    pub cooldown: Option<Duration>,
+    /// The file the door is defined in, when not the main config (an
+    /// `Include`d one), for messages.
+    pub file: Option<PathBuf>,
+}
+
+/// An nftables set, as `Nft_Set = FAMILY TABLE SET` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftSet {
+    /// `ip`, `ip6`, `inet`, `bridge` or `netdev`.
+    pub family: String,
+    pub table: String,
+    pub set: String,
+}
+
+impl fmt::Display for NftSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.family, self.table, self.set)
+    }
 }
 
 impl Door {
@@ -343,6 +384,12 @@ impl Door {
             cmd_timeout: DEFAULT_CMD_TIMEOUT,
             target: None,
             reopen: Reopen::default(),
+            nft_set: None,
+            nft_set_6: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            cooldown: None,
+            file: None,
         }
     }
 
@@ -353,6 +400,22 @@ impl Door {
     }
 
     /// The stop command, with the same fallback rules as the start command.
+    /// Whether knocks from `src` count for this door: not in `Deny`, and in
+    /// `Allow` when there is one (deny wins).
+    pub fn admits(&self, src: IpAddr) -> bool {
+        !self.deny.iter().any(|c| c.contains(src))
+            && (self.allow.is_empty() || self.allow.iter().any(|c| c.contains(src)))
+    }
+
+    /// The nftables set a knocker from `v6` or v4 is added to.
+    pub fn nft_set_for(&self, v6: bool) -> Option<&NftSet> {
+        if v6 {
+            self.nft_set_6.as_ref()
+        } else {
+            self.nft_set.as_ref()
+        }
+    }
+
     pub fn stop_command_for(&self, v6: bool) -> Option<&str> {
         pick_command(v6, &self.stop_command, &self.stop_command_6)
     }
@@ -455,6 +518,23 @@ impl Door {
             if self.reopen == Reopen::Stack {
                 s.push_str(", reopen stack");
             }
+        }
+        for (set, kind) in [(&self.nft_set, "ipv4_addr"), (&self.nft_set_6, "ipv6_addr")] {
+            if let Some(set) = set {
+                s.push_str(&format!(
+                    ", nft set {set} (must exist: type {kind}; flags timeout), timeout {}",
+                    fmt_secs(self.cmd_timeout)
+                ));
+            }
+        }
+        for (list, word) in [(&self.allow, "allow"), (&self.deny, "deny")] {
+            if !list.is_empty() {
+                let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
+                s.push_str(&format!(", {word} {}", shown.join(" ")));
+            }
+        }
+        if let Some(c) = self.cooldown {
+            s.push_str(&format!(", cooldown {}", fmt_secs(c)));
         }
         s
     }

@@ -9,10 +9,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::door_extras::{parse_nft_set, unknown_tokens};
 use super::error::{Diagnostics, Warning};
 use super::rotating::{is_rotating_key, RotatingBuilder};
 use super::sequence::parse_sequence;
 use super::{Config, Door, FlagRule, Options, Reopen, SequenceSource};
+use crate::core::cidr::parse_list as parse_cidrs;
 use crate::core::knock::TcpFlags;
 
 /// Stop collecting after this many errors: a binary file or a wrong path
@@ -131,7 +133,8 @@ pub fn parse_partial(reader: impl Read, file: &Path) -> (Config, Diagnostics) {
             ),
         );
     }
-    if p.doors.is_empty() && p.diag.errors.is_empty() {
+    // With `Include`, the shell warns once it has read the other files.
+    if p.doors.is_empty() && p.diag.errors.is_empty() && p.options.include.is_empty() {
         p.diag
             .warn(file, None, "no doors defined: nothing can be opened");
     }
@@ -266,6 +269,7 @@ impl Parser<'_> {
                 self.warn(number, "second [options] section; its settings are merged");
             }
             self.seen_options = true;
+            self.options.section_line.get_or_insert(number);
             self.section = Section::Options;
             return;
         }
@@ -369,6 +373,7 @@ impl Parser<'_> {
             upper.as_str(),
             "LOGFILE"
                 | "PIDFILE"
+                | "INCLUDE"
                 | "INTERFACE"
                 | "MAXATTEMPTS"
                 | "STATEFILE"
@@ -388,6 +393,7 @@ impl Parser<'_> {
             "LOGFILE" => self.options.log_file = Some(PathBuf::from(value)),
             "PIDFILE" => self.options.pid_file = Some(PathBuf::from(value)),
             "STATEFILE" => self.options.state_file = Some(PathBuf::from(value)),
+            "INCLUDE" => self.options.include.push((value.to_string(), number)),
             "INTERFACE" => {
                 let names: Vec<String> = value
                     .split(',')
@@ -477,6 +483,7 @@ impl Parser<'_> {
                     | "INTERFACE"
                     | "MAXATTEMPTS"
                     | "STATEFILE"
+                    | "INCLUDE"
                     | "LOGRATE"
                     | "MAXLOGLINES"
                     | "MAXCOMMANDS"
@@ -570,6 +577,21 @@ impl Parser<'_> {
             "STOP_COMMAND_6" => {
                 repeated = b.door.stop_command_6.replace(value.to_string()).is_some()
             }
+            "NFT_SET" | "NFT_SET_6" => match parse_nft_set(value, upper == "NFT_SET_6") {
+                Ok(set) if upper == "NFT_SET" => repeated = b.door.nft_set.replace(set).is_some(),
+                Ok(set) => repeated = b.door.nft_set_6.replace(set).is_some(),
+                Err(e) => error = Some(e),
+            },
+            "ALLOW" | "DENY" => match parse_cidrs(value) {
+                // Lines add up, as TCPFlags lines do.
+                Ok(list) if upper == "ALLOW" => b.door.allow.extend(list),
+                Ok(list) => b.door.deny.extend(list),
+                Err(e) => error = Some(e),
+            },
+            "COOLDOWN" => match parse_seconds(value) {
+                Ok(d) => b.door.cooldown = Some(d),
+                Err(e) => error = Some(e),
+            },
             "TARGET" => match value.parse::<IpAddr>() {
                 Ok(ip) => b.door.target = Some(ip),
                 Err(_) => error = Some(format!("\"{value}\" is not an IP address")),
@@ -589,6 +611,17 @@ impl Parser<'_> {
                 number,
                 format!("{key} set again in this door; the last one wins"),
             );
+        }
+        if is_command {
+            for token in unknown_tokens(value) {
+                self.warn(
+                    number,
+                    format!(
+                        "{key}: unknown token {token} stays as it is (known: {})",
+                        super::TOKENS.join(" ")
+                    ),
+                );
+            }
         }
     }
 }
@@ -611,6 +644,11 @@ fn is_door_key(upper: &str) -> bool {
                 | "CMD_TIMEOUT"
                 | "TARGET"
                 | "REOPEN"
+                | "NFT_SET"
+                | "NFT_SET_6"
+                | "ALLOW"
+                | "DENY"
+                | "COOLDOWN"
         )
 }
 

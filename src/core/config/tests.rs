@@ -1162,3 +1162,83 @@ fn rotating_and_fixed_sequences_are_exclusive() {
         "k.conf:2: door [ssh] has both One_Time_Sequences and Sequence_* (a rotating sequence); use one"
     );
 }
+
+// ---- directives knockd 0.8 does not have ------------------------------
+
+#[test]
+fn nft_sets_acls_and_cooldown_parse() {
+    let d = door_with(
+        "Nft_Set = inet filter knockd_ssh4\nnft_set_6 = inet filter knockd_ssh6\n\
+         Allow = 198.51.100.0/24, 2001:db8::/32\nAllow = 203.0.113.7\n\
+         Deny = 198.51.100.66\nCooldown = 30",
+    );
+    assert_eq!(
+        d.nft_set.expect("v4 set").to_string(),
+        "inet filter knockd_ssh4"
+    );
+    assert_eq!(
+        d.nft_set_6.expect("v6 set").to_string(),
+        "inet filter knockd_ssh6"
+    );
+    assert_eq!(
+        lines(&d.allow),
+        ["198.51.100.0/24", "2001:db8::/32", "203.0.113.7/32"],
+        "Allow lines add up"
+    );
+    assert_eq!(lines(&d.deny), ["198.51.100.66/32"]);
+    assert_eq!(d.cooldown, Some(Duration::from_secs(30)));
+    let plain = door_with("");
+    assert!(plain.nft_set.is_none() && plain.allow.is_empty() && plain.cooldown.is_none());
+}
+
+#[test]
+fn bad_nft_sets_acls_and_cooldowns_name_their_line() {
+    assert_eq!(
+        door_error("Nft_Set = inet filter"),
+        "k.conf:3: Nft_Set: \"inet filter\" is not FAMILY TABLE SET (e.g. inet filter knockd_ssh)"
+    );
+    assert_eq!(
+        door_error("Nft_Set_6 = ip filter s"),
+        "k.conf:3: Nft_Set_6: family \"ip\" cannot hold IPv6 addresses (expected ip6, inet, bridge, netdev)"
+    );
+    assert_eq!(
+        door_error("Allow = 198.51.100.0/33"),
+        "k.conf:3: Allow: \"198.51.100.0/33\": the prefix must be 0 to 32"
+    );
+    assert_eq!(
+        door_error("Deny = example.org"),
+        "k.conf:3: Deny: \"example.org\" is not an address or an address/prefix"
+    );
+    assert_eq!(door_error("Allow = ,"), "k.conf:3: Allow: no address range");
+    assert_eq!(
+        door_error("Cooldown = soon"),
+        "k.conf:3: Cooldown: \"soon\" is not a number of seconds"
+    );
+}
+
+#[test]
+fn unknown_command_tokens_are_warned_about_known_ones_are_not() {
+    let (_, warnings) = parse_ok(
+        "[d]\nsequence = 7000\ncommand = ipset add %SET% %IP% timeout %TIMEOUT%\n\
+         stop_command = logger %DOOR% %DST% %PROTO% %FAMILY% 100%\n",
+    );
+    assert_eq!(
+        warnings,
+        ["warning: k.conf:3: command: unknown token %SET% stays as it is (known: %IP% %DOOR% %DST% %PROTO% %TIMEOUT% %FAMILY%)"]
+    );
+}
+
+#[test]
+fn include_is_an_option_and_silences_the_no_doors_warning() {
+    let (c, warnings) =
+        parse_ok("[options]\nInclude = /etc/knockd.d/*.conf\ninclude = more.conf\n");
+    assert_eq!(
+        c.options.include,
+        [
+            ("/etc/knockd.d/*.conf".to_string(), 2),
+            ("more.conf".to_string(), 3)
+        ]
+    );
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(c.options.section_line, Some(1));
+}

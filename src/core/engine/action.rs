@@ -24,6 +24,10 @@ pub struct OpenId(pub u64);
 pub enum Action {
     /// An operator message for the log file, syslog and `-v`.
     Log(Event),
+    /// Door `door` opens for `src`: what follows (its `OPEN SESAME` line,
+    /// its start command and stop, or the extension of its stop) belongs
+    /// to this opening, so the shell's policy can take it as a whole.
+    Opened { door: DoorId, src: IpAddr },
     /// Run a door's start or stop command.
     Run(Command),
     /// A one-time sequence was used: mark its line in the file and hand the
@@ -86,6 +90,13 @@ pub enum Event {
     /// Ours: a rotating door's sequence of a period that already opened
     /// was completed again (a replay, by anyone): nothing runs.
     Replayed { src: IpAddr, door: Arc<str> },
+    /// Ours: the door opened for this source less than `Cooldown` ago; its
+    /// completions are ignored until then (said once per cool-down).
+    CoolingDown {
+        src: IpAddr,
+        door: Arc<str>,
+        left: std::time::Duration,
+    },
 }
 
 impl Event {
@@ -98,7 +109,8 @@ impl Event {
             | Event::SequenceTimeout { src, .. }
             | Event::CommandTimeout { src, .. }
             | Event::Extended { src, .. }
-            | Event::Replayed { src, .. } => Some(*src),
+            | Event::Replayed { src, .. }
+            | Event::CoolingDown { src, .. } => Some(*src),
             Event::Evicted { .. } => None,
         }
     }
@@ -135,6 +147,11 @@ impl fmt::Display for WithHost<'_> {
                 write!(f, "{door}: already open, command timeout extended")
             }
             Event::Replayed { door, .. } => write!(f, "{door}: replayed sequence refused"),
+            Event::CoolingDown { door, left, .. } => write!(
+                f,
+                "{door}: opened again within its Cooldown; ignored for {}s more",
+                left.as_secs_f64().ceil()
+            ),
             Event::Evicted { count, cap } => write!(
                 f,
                 "attempt table full ({cap} attempts): {count} knock attempt(s) dropped"
@@ -157,6 +174,45 @@ pub fn substitute_ip(command: &str, src: IpAddr) -> String {
     } else {
         command.to_string()
     }
+}
+
+/// What a command's tokens stand for: the knock that opened the door.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens<'a> {
+    /// `%IP%`: the knocker's address.
+    pub ip: IpAddr,
+    /// `%DOOR%`: the door's name.
+    pub door: &'a str,
+    /// `%DST%`: the address knocked on.
+    pub dst: IpAddr,
+    /// `%PROTO%`: `tcp` or `udp`, of the last step.
+    pub proto: crate::core::knock::Proto,
+    /// `%TIMEOUT%`: the door's `Cmd_Timeout`, in seconds.
+    pub timeout: std::time::Duration,
+}
+
+/// Replaces the tokens of [`crate::core::config::TOKENS`] in `command`
+/// (`%FAMILY%` is 4 or 6). Any other `%WORD%` stays as it is, as in knockd.
+pub fn substitute(command: &str, t: &Tokens<'_>) -> String {
+    if !command.contains('%') {
+        return command.to_string();
+    }
+    let timeout = {
+        let ms = t.timeout.as_millis();
+        if ms % 1000 == 0 {
+            (ms / 1000).to_string()
+        } else {
+            t.timeout.as_secs_f64().to_string()
+        }
+    };
+    let family = if t.ip.is_ipv6() { "6" } else { "4" };
+    command
+        .replace("%IP%", &t.ip.to_string())
+        .replace("%DOOR%", t.door)
+        .replace("%DST%", &t.dst.to_string())
+        .replace("%PROTO%", t.proto.as_str())
+        .replace("%TIMEOUT%", &timeout)
+        .replace("%FAMILY%", family)
 }
 
 #[cfg(test)]

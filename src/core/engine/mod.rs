@@ -26,7 +26,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use action::{substitute_ip, Action, Command, CommandKind, DoorId, Event, OpenId};
+pub use action::{
+    substitute, substitute_ip, Action, Command, CommandKind, DoorId, Event, OpenId, Tokens,
+};
 pub use stops::PendingStop;
 
 use crate::core::config::{Config, Door, Reopen, Sequence, SequenceSource, Step};
@@ -103,6 +105,8 @@ pub struct Stats {
     pub opened: u64,
     pub evicted: u64,
     pub timed_out: u64,
+    /// Knocks a door's `Allow`/`Deny` kept out.
+    pub refused_by_acl: u64,
 }
 
 /// The knock state machine. See the module docs for the contract.
@@ -122,7 +126,13 @@ pub struct Engine {
     stats: Stats,
     /// The last [`OpenId`] handed out.
     opens: u64,
+    /// `Cooldown`: until when each (door, source) is ignored, and whether
+    /// that was said.
+    cooldowns: HashMap<(DoorId, IpAddr), (Timestamp, bool)>,
 }
+
+/// Cool-downs tracked at once at most.
+const MAX_COOLDOWNS: usize = 1 << 16;
 
 impl Engine {
     /// An engine for `config`'s doors, with `max_attempts` from its options.
@@ -141,6 +151,7 @@ impl Engine {
             last_eviction_report: None,
             stats: Stats::default(),
             opens: 0,
+            cooldowns: HashMap::new(),
         };
         engine.rebuild_ports();
         engine
@@ -161,6 +172,13 @@ impl Engine {
         self.doors = new;
         self.attempts = Attempts::new(self.doors.len(), config.options.max_attempts);
         self.stops.remap(&map);
+        self.cooldowns = std::mem::take(&mut self.cooldowns)
+            .into_iter()
+            .filter_map(|((door, src), v)| {
+                let door = map.get(door.0 as usize).copied().flatten()?;
+                Some(((door, src), v))
+            })
+            .collect();
         self.rebuild_ports();
         map
     }
@@ -284,6 +302,11 @@ impl Engine {
     /// (`Reopen = extend`).
     pub fn start_failed(&mut self, door: DoorId, src: IpAddr, open: OpenId) {
         self.stops.forget_open(door, src, open);
+    }
+
+    /// The config of `door` in the running config.
+    pub fn door(&self, door: DoorId) -> Option<&Door> {
+        self.doors.get(door.0 as usize).map(|d| &d.config)
     }
 
     /// The name of `door` in the running config.
@@ -499,6 +522,12 @@ impl Engine {
         if door.live.is_empty() || !Self::dst_matches(&self.local, &door.config, k.dst) {
             return;
         }
+        // Allow/Deny: a source not admitted neither starts nor advances.
+        if !door.config.admits(k.src) {
+            self.stats.refused_by_acl += 1;
+            tracing::debug!(src = %k.src, door = %door.name, "knock from outside Allow/Deny");
+            return;
+        }
         // A TCP packet failing the door's flags neither advances nor breaks.
         if k.proto == Proto::Tcp && !door.config.tcp_flags.matches(k.tcp_flags) {
             return;
@@ -532,7 +561,7 @@ impl Engine {
                     self.actions.push_back(stage_event(stage as u8 + 1));
                     if stage + 1 == steps.len() {
                         self.attempts.remove(id);
-                        self.complete(d, variant, k.src, now);
+                        self.complete(d, variant, k, now);
                     }
                 } else if stage == 1 && steps[0] == step {
                     // The first port again: the sequence starts over, its
@@ -575,7 +604,7 @@ impl Engine {
                     stage: 1,
                 }));
                 if single {
-                    self.complete(d, v, k.src, now);
+                    self.complete(d, v, k, now);
                 }
             }
         }
@@ -583,7 +612,11 @@ impl Engine {
 
     /// `src` completed sequence `variant` of door `d`: the door opens,
     /// unless that sequence of a rotating door already opened (a replay).
-    fn complete(&mut self, d: u16, variant: u8, src: IpAddr, now: Timestamp) {
+    fn complete(&mut self, d: u16, variant: u8, k: &Knock, now: Timestamp) {
+        let src = k.src;
+        if let Some(left) = self.cooling(d, src, now) {
+            return self.cooling_notice(d, src, left);
+        }
         let door = &mut self.doors[d as usize];
         if door.once {
             if let Some(v) = door.live.get_mut(variant as usize) {
@@ -596,14 +629,59 @@ impl Engine {
                 v.used = true;
             }
         }
-        self.open(d, src, now);
+        self.open(d, k, now);
     }
 
-    fn open(&mut self, d: u16, src: IpAddr, now: Timestamp) {
+    /// How long `src` must still wait at door `d` (its `Cooldown`), if at
+    /// all; a cool-down over is forgotten.
+    fn cooling(&mut self, d: u16, src: IpAddr, now: Timestamp) -> Option<Duration> {
+        let key = (DoorId(d), src);
+        let until = self.cooldowns.get(&key)?.0;
+        if now >= until {
+            self.cooldowns.remove(&key);
+            return None;
+        }
+        Some(until - now)
+    }
+
+    /// Says once per cool-down that `src`'s completion at `d` is ignored.
+    fn cooling_notice(&mut self, d: u16, src: IpAddr, left: Duration) {
+        let Some(entry) = self.cooldowns.get_mut(&(DoorId(d), src)) else {
+            return;
+        };
+        if !entry.1 {
+            entry.1 = true;
+            let door = self.doors[d as usize].name.clone();
+            self.actions
+                .push_back(Action::Log(Event::CoolingDown { src, door, left }));
+        }
+    }
+
+    /// Starts `src`'s cool-down at door `d`. The table is bounded: when
+    /// full, cool-downs that ended are dropped, and if none has, the new
+    /// one is not kept (a cool-down only spares the firewall repeats).
+    fn start_cooldown(&mut self, d: u16, src: IpAddr, now: Timestamp) {
+        let Some(cooldown) = self.doors[d as usize].config.cooldown else {
+            return;
+        };
+        if self.cooldowns.len() >= MAX_COOLDOWNS {
+            self.cooldowns.retain(|_, (until, _)| *until > now);
+            if self.cooldowns.len() >= MAX_COOLDOWNS {
+                return;
+            }
+        }
+        self.cooldowns
+            .insert((DoorId(d), src), (now + cooldown, false));
+    }
+
+    fn open(&mut self, d: u16, k: &Knock, now: Timestamp) {
+        let src = k.src;
         self.stats.opened += 1;
+        self.start_cooldown(d, src, now);
         let id = DoorId(d);
         let door = &self.doors[d as usize];
         let name = door.name.clone();
+        self.actions.push_back(Action::Opened { door: id, src });
         self.actions.push_back(Action::Log(Event::OpenSesame {
             src,
             door: name.clone(),
@@ -627,8 +705,15 @@ impl Engine {
                 }));
                 self.actions.push_back(Action::StopScheduled(stop));
             } else {
-                let start = substitute_ip(start, src);
-                let stop = stop.map(|s| substitute_ip(s, src));
+                let tokens = Tokens {
+                    ip: src,
+                    door: &name,
+                    dst: k.dst,
+                    proto: k.proto,
+                    timeout: door.config.cmd_timeout,
+                };
+                let start = substitute(start, &tokens);
+                let stop = stop.map(|s| substitute(s, &tokens));
                 self.opens += 1;
                 let open = OpenId(self.opens);
                 self.actions.push_back(Action::Run(Command {

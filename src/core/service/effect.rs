@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::notice::Notice;
-use crate::core::config::OneTimeLine;
+use crate::core::config::{NftSet, OneTimeLine};
 use crate::core::engine::DoorId;
 use crate::core::knock::Timestamp;
 
@@ -83,6 +83,15 @@ pub enum Effect {
     /// effect: the start commands this write covers come after it, and do
     /// not run if it failed.
     Journal(JournalWrite),
+    /// Add `addr` to the nftables `set` with a kernel timeout (an element
+    /// already there gets its timeout started over): the kernel closes the
+    /// door by itself, even if the daemon dies. The shell answers with
+    /// [`super::Service::handle_nft_result`] before the next effect.
+    NftAdd {
+        set: NftSet,
+        addr: IpAddr,
+        timeout: std::time::Duration,
+    },
     /// Kill command `id` and its process group (a start still running when
     /// its stop is due); its end is reported as usual.
     Kill { id: CommandId },

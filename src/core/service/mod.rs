@@ -33,6 +33,7 @@ mod effect;
 mod journal;
 mod notice;
 mod onetime;
+mod opening;
 mod reload;
 mod rotation;
 
@@ -55,7 +56,7 @@ use crate::core::engine::{
 use crate::core::filter::build_filter;
 use crate::core::knock::{Knock, Timestamp};
 use crate::core::ratelimit::LineLimiter;
-use caps::{Caps, Refusal};
+use caps::Caps;
 use commands::{Commands, Running};
 use journal::JournalBook;
 use onetime::OneTimeDoors;
@@ -166,6 +167,9 @@ pub struct Service {
     rotating: RotatingDoors,
     commands: Commands,
     journal: JournalBook,
+    /// The openings whose [`Effect::NftAdd`] awaits its answer, in order:
+    /// door, knocker, the opening's start (if any), the set.
+    nft_pending: VecDeque<(DoorId, IpAddr, Option<OpenId>, String)>,
     /// When a journal that could not be written is tried again.
     journal_retry: Option<Timestamp>,
     effects: VecDeque<Queued>,
@@ -200,6 +204,7 @@ impl Service {
             rotating: RotatingDoors::default(),
             commands: Commands::new(o.max_commands),
             journal: JournalBook::default(),
+            nft_pending: VecDeque::new(),
             journal_retry: None,
             effects: VecDeque::new(),
             now,
@@ -619,9 +624,7 @@ impl Service {
         }
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::Log(Event::OpenSesame { src, door }) => {
-                    self.opening(src, door, &mut ahead, now)
-                }
+                Action::Opened { door, src } => self.opening(door, src, &mut ahead, now),
                 Action::Log(event) => {
                     let noisy = match &event {
                         Event::Stage { door, .. }
@@ -638,65 +641,6 @@ impl Service {
                 Action::OneTimeUsed { door } => self.one_time_used(door),
                 Action::StopScheduled(stop) => {
                     self.journal_add(stop.open, stop.name, stop.src, stop.command, stop.due)
-                }
-            }
-        }
-    }
-
-    /// A door opens for `src`: unless the door is over its bounds
-    /// (openings per minute, stops pending), in which case the opening the
-    /// engine made (its start command and stop) is refused.
-    fn opening(
-        &mut self,
-        src: IpAddr,
-        door: Arc<str>,
-        ahead: &mut HashMap<DoorId, usize>,
-        now: Timestamp,
-    ) {
-        // An opening that runs a start command comes as that command next,
-        // then its stop. An extension runs nothing and is not bounded; nor
-        // is a one-time door, which only the holder of its secret file can
-        // open, and whose line a refusal would waste.
-        let (start, own_stop) = {
-            let mut ahead = self.engine.peek_actions();
-            let start = match ahead.next() {
-                Some(Action::Run(c)) if c.kind == CommandKind::Start && c.src == src => c
-                    .door
-                    .filter(|d| !self.onetime.is_one_time(*d))
-                    .map(|d| (d, c.open)),
-                _ => None,
-            };
-            // The engine has already scheduled this opening's stop, if any.
-            let own_stop = match (start, ahead.next()) {
-                (Some((_, open)), Some(Action::StopScheduled(s))) => s.open == open,
-                _ => false,
-            };
-            (start, own_stop)
-        };
-        let Some((id, open)) = start else {
-            self.log(Notice::Event(Event::OpenSesame { src, door }));
-            return;
-        };
-        // Stops pending before this opening: the engine's count, less the
-        // openings of the same input not decided yet (this one included).
-        let undecided = ahead.get(&id).copied().unwrap_or(0);
-        let before = self.engine.pending_stops_of(id).saturating_sub(undecided);
-        if own_stop {
-            if let Some(n) = ahead.get_mut(&id) {
-                *n = n.saturating_sub(1);
-            }
-        }
-        match self.caps.check(id, before, now) {
-            Ok(()) => self.log(Notice::Event(Event::OpenSesame { src, door })),
-            Err(refusal) => {
-                // Take the opening back: its start never runs.
-                self.engine.poll_action();
-                if own_stop {
-                    self.engine.poll_action();
-                }
-                self.engine.cancel_open(open);
-                if let Refusal::Report(limit) = refusal {
-                    self.log(Notice::Refused { src, door, limit });
                 }
             }
         }

@@ -54,6 +54,27 @@ pub enum Notice {
         kind: CommandKind,
         command: String,
     },
+    /// `--dry-run`: the knocker would be added to an nftables set.
+    WouldAddToSet {
+        door: Arc<str>,
+        src: IpAddr,
+        set: String,
+        timeout: Duration,
+    },
+    /// The knocker is in the door's nftables set, for `timeout`.
+    AddedToSet {
+        door: Arc<str>,
+        src: IpAddr,
+        set: String,
+        timeout: Duration,
+        refreshed: bool,
+    },
+    /// The kernel refused the element: the door did not open.
+    NotAddedToSet {
+        src: IpAddr,
+        door: Arc<str>,
+        error: String,
+    },
     /// The system refused to start a command (no memory, no pids).
     CannotRun { door: Arc<str>, reason: String },
     /// `door: command returned non-zero status code (N)` (knockd's text).
@@ -245,6 +266,32 @@ impl fmt::Display for Notice {
                 kind,
                 command,
             } => write!(f, "{door}: would run {} command: {command}", kind_word(*kind)),
+            Notice::WouldAddToSet {
+                door,
+                src,
+                set,
+                timeout,
+            } => write!(
+                f,
+                "{door}: would add {src} to nft set {set} for {}s",
+                timeout.as_secs_f64()
+            ),
+            Notice::AddedToSet {
+                door,
+                src,
+                set,
+                timeout,
+                refreshed,
+            } => write!(
+                f,
+                "{door}: {} {src} {} nft set {set} for {}s",
+                if *refreshed { "refreshed" } else { "added" },
+                if *refreshed { "in" } else { "to" },
+                timeout.as_secs_f64()
+            ),
+            Notice::NotAddedToSet { src, door, error } => {
+                write!(f, "{src}: {door}: not opened: {error}")
+            }
             Notice::CannotRun { door, reason } => write!(f, "{door}: cannot run command: {reason}"),
             Notice::NonZeroStatus { door, code } => {
                 write!(f, "{door}: command returned non-zero status code ({code})")

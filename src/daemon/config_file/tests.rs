@@ -388,3 +388,127 @@ fn secret_files_must_be_private() {
         "k.conf:4: Sequence_Secret_File: cannot read /nonexistent/key: no such file"
     );
 }
+
+/// A directory holding `knockd.conf` and the given other files, mode 600.
+fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write config file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    dir
+}
+
+#[test]
+fn include_adds_doors_from_matching_files_in_name_order() {
+    let dir = config_dir(&[(
+        "knockd.conf",
+        "[options]\n Include = doors/*.conf\n[main]\n sequence = 1\n command = m\n",
+    )]);
+    std::fs::create_dir(dir.path().join("doors")).expect("mkdir");
+    for (name, port) in [
+        ("b.conf", 3),
+        ("a.conf", 2),
+        ("c.txt", 9),
+        (".hidden.conf", 8),
+    ] {
+        let text = format!("[{name}]\n sequence = {port}\n command = x\n");
+        std::fs::write(dir.path().join("doors").join(name), text).expect("write");
+    }
+    let (config, _) = load(&dir.path().join("knockd.conf")).expect("loads");
+    let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["main", "a.conf", "b.conf"]);
+    assert_eq!(config.doors[0].file, None);
+    assert_eq!(
+        config.doors[1].file.as_deref(),
+        Some(dir.path().join("doors/a.conf").as_path())
+    );
+    let SequenceSource::Fixed(seq) = &config.doors[2].sequence else {
+        panic!("a fixed sequence")
+    };
+    assert_eq!(steps(seq), [(3, Proto::Tcp)]);
+}
+
+#[test]
+fn include_errors_name_the_included_file_and_line() {
+    let dir = config_dir(&[
+        ("knockd.conf", "[options]\n Include = extra.conf\n[ssh]\n sequence = 1\n command = x\n"),
+        (
+            "extra.conf",
+            "# doors only\n[options]\n logfile = /tmp/x\n[web]\n sequence = nonsense\n command = y\n[ssh]\n sequence = 2\n command = z\n",
+        ),
+    ]);
+    let main = dir.path().join("knockd.conf");
+    let extra = dir.path().join("extra.conf");
+    let Err(d) = load(&main) else {
+        panic!("an included file's errors must stop the load")
+    };
+    let got = lines(&d.errors);
+    let e = extra.display();
+    let m = main.display();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got[0].starts_with(&format!("{e}:2: ")), "{}", got[0]);
+    assert!(got[0].contains("[options] belong in"), "{}", got[0]);
+    assert!(got[1].starts_with(&format!("{e}:5: ")), "{}", got[1]);
+    assert_eq!(
+        got[2],
+        format!("{e}:7: door [ssh] is already defined at {m}:3")
+    );
+}
+
+#[test]
+fn include_patterns_that_name_nothing_usable() {
+    let dir = config_dir(&[(
+        "knockd.conf",
+        "[options]\n Include = missing.conf\n Include = */x.conf\n Include = none-*.conf\n",
+    )]);
+    let main = dir.path().join("knockd.conf");
+    let Err(d) = load(&main) else {
+        panic!("a missing included file is an error")
+    };
+    let got = lines(&d.errors);
+    let m = main.display();
+    let missing = dir.path().join("missing.conf");
+    assert_eq!(
+        got,
+        [
+            format!("{m}:2: Include: {} is not a file", missing.display()),
+            format!("{m}:3: Include: \"*/x.conf\": wildcards are allowed in the file name only"),
+        ]
+    );
+}
+
+#[test]
+fn an_included_file_others_can_write_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = config_dir(&[
+        ("knockd.conf", "[options]\n Include = extra.conf\n"),
+        ("extra.conf", "[web]\n sequence = 1\n command = y\n"),
+    ]);
+    let extra = dir.path().join("extra.conf");
+    std::fs::set_permissions(&extra, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let (_, warnings) = load(&dir.path().join("knockd.conf")).expect("loads");
+    let got = lines(&warnings);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with(&format!("warning: {}:", extra.display())),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("runs commands as root"), "{}", got[0]);
+}
+
+#[test]
+fn glob_matching() {
+    assert!(matches("*.conf", "a.conf"));
+    assert!(matches("?.conf", "a.conf"));
+    assert!(!matches("?.conf", "ab.conf"));
+    assert!(!matches("*.conf", ".a.conf"));
+    assert!(matches(".*", ".a"));
+    assert!(matches("a*b*c", "aXbYc"));
+    assert!(!matches("a*b*c", "aXbY"));
+    // Many stars against a long name stay quick enough for a config.
+    assert!(!matches("*a*a*a*a*a*b", &"a".repeat(40)));
+}
