@@ -177,6 +177,18 @@ fn a_captured_knock_replayed_with_tcpreplay_does_not_open_again() {
     daemon.wait_for_line("127.0.0.1: rot: replayed sequence refused", WAIT);
     std::thread::sleep(Duration::from_millis(300));
     let msgs = daemon.stop();
+    // The transcript, for `--nocapture`.
+    eprintln!(
+        "tcpreplay: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains("Actual"))
+            .unwrap_or_default()
+            .trim()
+    );
+    for m in &msgs {
+        eprintln!("log: {m}");
+    }
     assert_eq!(
         fs::read_to_string(dir.path().join("starts")).unwrap(),
         "127.0.0.1\n",
