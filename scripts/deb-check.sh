@@ -130,6 +130,16 @@ if "$root/usr/sbin/knockd" --check -c "$sample" >/dev/null; then
 else
     fail "knockd --check on the shipped knockd.conf.sample"
 fi
+# Every example config the repository has is in the package.
+missing_examples=
+for ex in examples/*.conf examples/*.nft examples/*.md examples/gen-one-time-sequences.sh; do
+    [ -f "$root/usr/share/doc/knockd-rs/examples/$(basename "$ex")" ] || missing_examples="$missing_examples $ex"
+done
+if [ -z "$missing_examples" ]; then
+    pass "every example is in usr/share/doc/knockd-rs/examples/"
+else
+    fail "examples not packaged:$missing_examples"
+fi
 if [ "$("$root/usr/sbin/knockd" -V)" = "knockd $(field Version | sed 's/-[^-]*$//')" ]; then
     pass "knockd -V matches the package version"
 else
