@@ -80,8 +80,12 @@ pub struct LineLimiter {
     rate: u32,
     /// Lines per second for all doors together; 0 means no limit.
     total_rate: u32,
-    doors: HashMap<Arc<str>, Window>,
+    doors: HashMap<Arc<str>, Window, foldhash::fast::RandomState>,
     total: Window,
+    /// The earliest end of a window holding lines back, kept as lines are
+    /// held back: asked for after every packet, it must not cost a walk
+    /// over the doors.
+    due: Option<Timestamp>,
 }
 
 impl LineLimiter {
@@ -104,37 +108,39 @@ impl LineLimiter {
     /// a finished window is reported before a new one starts.
     pub fn allow(&mut self, door: &Arc<str>, now: Timestamp) -> bool {
         if self.rate > 0 {
-            // A lookup first: the clone and insert happen once per door,
-            // not once per line of a flood.
-            if !self.doors.contains_key(door) {
-                let fresh = Window {
+            // The clone and insert happen once per door, not once per line
+            // of a flood.
+            let w = match self.doors.get_mut(door) {
+                Some(w) => w,
+                None => self.doors.entry(door.clone()).or_insert(Window {
                     start: now,
                     ..Window::default()
-                };
-                self.doors.insert(door.clone(), fresh);
-            }
-            if let Some(w) = self.doors.get_mut(door) {
-                if !w.allow(self.rate, now) {
-                    return false;
-                }
+                }),
+            };
+            let allowed = w.allow(self.rate, now);
+            let due = w.due();
+            if !allowed {
+                self.due = Timestamp::earliest(self.due, due);
+                return false;
             }
         }
-        self.total.allow(self.total_rate, now)
+        let allowed = self.total.allow(self.total_rate, now);
+        self.due = Timestamp::earliest(self.due, self.total.due());
+        allowed
     }
 
     /// When the next summary is due.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.doors
-            .values()
-            .chain(std::iter::once(&self.total))
-            .filter_map(Window::due)
-            .min()
+        self.due
     }
 
     /// What every window that ended by `now` held back, doors sorted by
     /// name, then all doors together; those windows start over.
     pub fn summaries(&mut self, now: Timestamp) -> Vec<Summary> {
         let mut out = Vec::new();
+        if self.due.is_none_or(|due| now < due) {
+            return out;
+        }
         for (door, w) in self.doors.iter_mut() {
             if let Some(count) = w.take(now) {
                 out.push(Summary {
@@ -152,6 +158,12 @@ impl LineLimiter {
                 rate: self.total_rate,
             });
         }
+        self.due = self
+            .doors
+            .values()
+            .chain(std::iter::once(&self.total))
+            .filter_map(Window::due)
+            .min();
         out
     }
 }

@@ -318,6 +318,9 @@ impl Attempts {
                 door: a.door,
             };
             self.remove(victim);
+            // A flood evicts at every knock: the next victims' lines are
+            // asked for now, so the next eviction does not wait for them.
+            self.warm(self.young.head, |l| l.y_next);
         }
         // Before the new attempt is in the slab: a rebuild indexes the slab.
         self.make_index_room();
@@ -405,6 +408,35 @@ impl Attempts {
         self.links[id as usize].dl_next = self.free;
         self.free = id;
         self.len -= 1;
+    }
+
+    /// Asks for the lines the next removals at the head of a list will
+    /// touch, after `head`'s predecessor left it (`next` follows the
+    /// list): `head`'s index line, which needs its key (asked for one
+    /// removal earlier, so usually here), and the attempt and links of the
+    /// one after it. Removals at the head come in runs (a flood's
+    /// evictions, a burst of timeouts), and each would otherwise wait for
+    /// three or four lines from memory in turn. Only hints.
+    #[inline]
+    fn warm(&self, head: SlotId, next: impl Fn(&Links) -> SlotId) {
+        let (Some(a), Some(l)) = (self.slots.get(head as usize), self.links.get(head as usize))
+        else {
+            return;
+        };
+        self.index.prefetch(self.hash(a.key()));
+        let after = next(l) as usize;
+        if let (Some(a), Some(l)) = (self.slots.get(after), self.links.get(after)) {
+            prefetch(a);
+            prefetch(l);
+        }
+    }
+
+    /// [`Attempts::warm`] for the head of `door`'s list, after a timeout
+    /// removed the one before it.
+    pub fn warm_door(&self, door: u16) {
+        if let Some(list) = self.by_door.get(door as usize) {
+            self.warm(list.head, |l| l.dl_next);
+        }
     }
 
     /// Removes every attempt at `door` (its sequence changed).
