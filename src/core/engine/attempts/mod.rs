@@ -412,20 +412,24 @@ impl Attempts {
 
     /// Asks for the lines the next removals at the head of a list will
     /// touch, after `head`'s predecessor left it (`next` follows the
-    /// list): `head`'s index line, which needs its key (asked for one
-    /// removal earlier, so usually here), and the attempt and links of the
-    /// one after it. Removals at the head come in runs (a flood's
-    /// evictions, a burst of timeouts), and each would otherwise wait for
-    /// three or four lines from memory in turn. Only hints.
+    /// list). Removals at the head come in runs (a flood's evictions, a
+    /// burst of timeouts), and each would otherwise wait for three or four
+    /// lines from memory in turn; a list can only be walked a line at a
+    /// time, so the walk runs ahead of the removals: the one after `head`
+    /// gets its index line (which needs its key, asked for one removal
+    /// earlier), the one after that its attempt and links. Only hints.
     #[inline]
     fn warm(&self, head: SlotId, next: impl Fn(&Links) -> SlotId) {
-        let (Some(a), Some(l)) = (self.slots.get(head as usize), self.links.get(head as usize))
-        else {
+        let Some(l) = self.links.get(head as usize) else {
+            return;
+        };
+        let second = next(l) as usize;
+        let (Some(a), Some(l)) = (self.slots.get(second), self.links.get(second)) else {
             return;
         };
         self.index.prefetch(self.hash(a.key()));
-        let after = next(l) as usize;
-        if let (Some(a), Some(l)) = (self.slots.get(after), self.links.get(after)) {
+        let third = next(l) as usize;
+        if let (Some(a), Some(l)) = (self.slots.get(third), self.links.get(third)) {
             prefetch(a);
             prefetch(l);
         }
