@@ -163,3 +163,36 @@ fn other_files_are_left_to_libpcap() {
     }
     assert!(PcapFile::open(Path::new("/nonexistent/capture.pcap")).is_none());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Any file of the kind taken, cut anywhere: libpcap's frames and
+    /// libpcap's error, whatever the lengths and times say.
+    #[test]
+    fn any_file_cut_anywhere_reads_as_libpcap_reads_it(
+        nanos in proptest::bool::ANY,
+        snaplen in proptest::sample::select(vec![0u32, 1, 14, 60, 100, 65535, 262_144, 300_000, u32::MAX]),
+        linktype in proptest::sample::select(LINKTYPES.to_vec()),
+        recs in proptest::collection::vec(
+            (proptest::num::i32::ANY, proptest::num::i32::ANY, 0usize..200, proptest::num::u32::ANY),
+            0..6,
+        ),
+        cut in proptest::num::usize::ANY,
+    ) {
+        let magic = if nanos { MAGIC_NANOS } else { MAGIC_MICROS };
+        let recs: Vec<Rec> = recs
+            .into_iter()
+            .map(|(sec, frac, n, len)| (sec, frac, (0..n).map(|b| b as u8).collect(), len))
+            .collect();
+        let bytes = file(magic, (2, 4), snaplen, linktype, &recs);
+        // Whole, or cut after the file header.
+        let keep = if cut % 3 == 0 {
+            bytes.len()
+        } else {
+            FILE_HEADER + cut % (bytes.len() - FILE_HEADER + 1)
+        };
+        let f = write(&bytes[..keep]);
+        proptest::prop_assert_eq!(ours(f.path()), libpcap(f.path()));
+    }
+}
