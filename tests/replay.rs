@@ -331,6 +331,44 @@ fn replay_times_are_the_capture_times() {
 }
 
 #[test]
+fn a_capture_cut_short_replays_what_it_has_then_fails_as_libpcap_words_it() {
+    // Read ahead of their turn, the frames before the cut still come out,
+    // in order, before the error; then the exit is an error.
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("cut.pcap");
+    let ip = |l4| ipv4("203.0.113.12", "192.0.2.1", l4, 0);
+    let frames: Vec<(i64, Vec<u8>)> = (0..40)
+        .map(|i| (i * 10, Link::Ethernet.frame(&ip(tcp(7000, SYN)))))
+        .collect();
+    write_pcap(&pcap, 1, &frames);
+    let bytes = std::fs::read(&pcap).unwrap();
+    std::fs::write(&pcap, &bytes[..bytes.len() - 5]).unwrap();
+    let conf = dir.path().join("knockd.conf");
+    std::fs::write(&conf, CONFIG).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args([
+            "--read".as_ref(),
+            pcap.as_os_str(),
+            "-c".as_ref(),
+            conf.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stages = stdout
+        .lines()
+        .filter(|l| l.ends_with("door: Stage 1"))
+        .count();
+    assert_eq!(stages, 39, "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("truncated dump file; tried to read 54 captured bytes, only got 49"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn local_addr_restricts_destinations() {
     let dir = tempfile::tempdir().unwrap();
     let frames = knock_frames(Link::Ethernet, false);

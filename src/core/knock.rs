@@ -130,6 +130,17 @@ impl Timestamp {
         self.0
     }
 
+    /// The earlier of two optional deadlines (`None`: never). Deadlines
+    /// are combined after every packet; this keeps that to a compare and a
+    /// branch, where `Iterator::min` over an array of options did not.
+    #[inline]
+    pub fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Time since `earlier`, zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))

@@ -80,8 +80,19 @@ pub struct LineLimiter {
     rate: u32,
     /// Lines per second for all doors together; 0 means no limit.
     total_rate: u32,
-    doors: HashMap<Arc<str>, Window>,
+    /// One window per door name, in the order they first had a line.
+    doors: Vec<(Arc<str>, Window)>,
+    by_name: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    /// The door of the last line and its window: a flood's lines are about
+    /// one door, whose name is one shared string, so comparing pointers
+    /// finds its window without hashing the name (two doors sharing a name
+    /// still share a window: they meet in `by_name`).
+    last: Option<(Arc<str>, usize)>,
     total: Window,
+    /// The earliest end of a window holding lines back, kept as lines are
+    /// held back: asked for after every packet, it must not cost a walk
+    /// over the doors.
+    due: Option<Timestamp>,
 }
 
 impl LineLimiter {
@@ -104,38 +115,58 @@ impl LineLimiter {
     /// a finished window is reported before a new one starts.
     pub fn allow(&mut self, door: &Arc<str>, now: Timestamp) -> bool {
         if self.rate > 0 {
-            // A lookup first: the clone and insert happen once per door,
-            // not once per line of a flood.
-            if !self.doors.contains_key(door) {
-                let fresh = Window {
-                    start: now,
-                    ..Window::default()
-                };
-                self.doors.insert(door.clone(), fresh);
-            }
-            if let Some(w) = self.doors.get_mut(door) {
-                if !w.allow(self.rate, now) {
-                    return false;
+            // The clone and insert happen once per door, not once per line
+            // of a flood.
+            let i = match &self.last {
+                Some((last, i)) if Arc::ptr_eq(last, door) => *i,
+                _ => {
+                    let i = self.window_of(door, now);
+                    self.last = Some((door.clone(), i));
+                    i
                 }
+            };
+            let Some((_, w)) = self.doors.get_mut(i) else {
+                return true;
+            };
+            let allowed = w.allow(self.rate, now);
+            let due = w.due();
+            if !allowed {
+                self.due = Timestamp::earliest(self.due, due);
+                return false;
             }
         }
-        self.total.allow(self.total_rate, now)
+        let allowed = self.total.allow(self.total_rate, now);
+        self.due = Timestamp::earliest(self.due, self.total.due());
+        allowed
+    }
+
+    /// The window of `door`'s name, new (starting at `now`) if its first.
+    fn window_of(&mut self, door: &Arc<str>, now: Timestamp) -> usize {
+        if let Some(i) = self.by_name.get(door) {
+            return *i;
+        }
+        let fresh = Window {
+            start: now,
+            ..Window::default()
+        };
+        self.doors.push((door.clone(), fresh));
+        self.by_name.insert(door.clone(), self.doors.len() - 1);
+        self.doors.len() - 1
     }
 
     /// When the next summary is due.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.doors
-            .values()
-            .chain(std::iter::once(&self.total))
-            .filter_map(Window::due)
-            .min()
+        self.due
     }
 
     /// What every window that ended by `now` held back, doors sorted by
     /// name, then all doors together; those windows start over.
     pub fn summaries(&mut self, now: Timestamp) -> Vec<Summary> {
         let mut out = Vec::new();
-        for (door, w) in self.doors.iter_mut() {
+        if self.due.is_none_or(|due| now < due) {
+            return out;
+        }
+        for (door, w) in &mut self.doors {
             if let Some(count) = w.take(now) {
                 out.push(Summary {
                     door: Some(door.clone()),
@@ -152,6 +183,13 @@ impl LineLimiter {
                 rate: self.total_rate,
             });
         }
+        self.due = self
+            .doors
+            .iter()
+            .map(|(_, w)| w)
+            .chain(std::iter::once(&self.total))
+            .filter_map(Window::due)
+            .min();
         out
     }
 }
@@ -186,6 +224,22 @@ mod tests {
         assert_eq!(l.summaries(ms(1000)), vec![door_summary(&door, 2, 3)]);
         assert_eq!(l.next_due(), None);
         assert!(l.allow(&door, ms(1001)));
+    }
+
+    #[test]
+    fn doors_sharing_a_name_share_a_window() {
+        // Two doors of one name have two name strings.
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("ssh"), Arc::from("ssh"));
+        let mut l = LineLimiter::new(2, 0);
+        let allowed: Vec<bool> = [&a, &b, &a, &b]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| l.allow(d, ms(i as u64)))
+            .collect();
+        assert_eq!(allowed, vec![true, true, false, false]);
+        assert_eq!(l.next_due(), Some(ms(1000)));
+        assert_eq!(l.summaries(ms(1000)), vec![door_summary(&a, 2, 2)]);
+        assert_eq!(l.next_due(), None);
     }
 
     #[test]

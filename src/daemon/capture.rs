@@ -7,6 +7,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use super::pcap_file::PcapFile;
 use crate::core::wire::{LinkType, UnsupportedLinkType};
 
 /// Bytes kept of each packet: enough for link, VLAN, IPv6 extension and
@@ -148,8 +149,15 @@ impl AsFd for LiveCapture {
 /// A capture file (pcap or pcapng) read start to end.
 pub struct FileCapture {
     path: String,
-    cap: pcap::Capture<pcap::Offline>,
+    reader: FileReader,
     link: LinkType,
+}
+
+/// Who reads the file: our own reader for the classic pcap files it
+/// takes (see [`PcapFile`]), libpcap for everything else.
+enum FileReader {
+    Direct(PcapFile),
+    Libpcap(pcap::Capture<pcap::Offline>),
 }
 
 /// One frame of a capture file with its capture time (nanoseconds since the
@@ -163,6 +171,13 @@ pub struct FileFrame<'a> {
 impl FileCapture {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let shown = path.display().to_string();
+        if let Some(file) = PcapFile::open(path) {
+            return Ok(FileCapture {
+                path: shown,
+                link: file.link(),
+                reader: FileReader::Direct(file),
+            });
+        }
         let cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).map_err(
             |source| CaptureError::OpenFile {
                 path: shown.clone(),
@@ -176,7 +191,7 @@ impl FileCapture {
             })?;
         Ok(FileCapture {
             path: shown,
-            cap,
+            reader: FileReader::Libpcap(cap),
             link,
         })
     }
@@ -187,24 +202,36 @@ impl FileCapture {
 
     /// The next frame, `None` at the end of the file.
     pub fn next_frame(&mut self) -> Result<Option<FileFrame<'_>>, CaptureError> {
-        match self.cap.next_packet() {
-            Ok(p) => {
-                let ts = p.header.ts;
-                // Opened with nanosecond precision: tv_usec holds nanoseconds.
-                let ts_nanos = (ts.tv_sec.max(0) as u64)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(ts.tv_usec.max(0) as u64);
-                Ok(Some(FileFrame {
-                    data: p.data,
-                    wire_len: p.header.len,
-                    ts_nanos,
-                }))
-            }
-            Err(pcap::Error::NoMorePackets) => Ok(None),
-            Err(source) => Err(CaptureError::Read {
-                iface: self.path.clone(),
-                source,
-            }),
+        let read_err = |source| CaptureError::Read {
+            iface: self.path.clone(),
+            source,
+        };
+        match &mut self.reader {
+            FileReader::Direct(file) => match file.next_record() {
+                Ok(r) => Ok(r.map(|r| FileFrame {
+                    data: r.data,
+                    wire_len: r.wire_len,
+                    ts_nanos: r.ts_nanos,
+                })),
+                Err(e) => Err(read_err(pcap::Error::PcapError(e))),
+            },
+            FileReader::Libpcap(cap) => match cap.next_packet() {
+                Ok(p) => {
+                    let ts = p.header.ts;
+                    // Opened with nanosecond precision: tv_usec holds
+                    // nanoseconds.
+                    let ts_nanos = (ts.tv_sec.max(0) as u64)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(ts.tv_usec.max(0) as u64);
+                    Ok(Some(FileFrame {
+                        data: p.data,
+                        wire_len: p.header.len,
+                        ts_nanos,
+                    }))
+                }
+                Err(pcap::Error::NoMorePackets) => Ok(None),
+                Err(source) => Err(read_err(source)),
+            },
         }
     }
 }

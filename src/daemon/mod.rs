@@ -28,6 +28,7 @@ pub mod notify;
 pub mod onetime_file;
 pub mod oplog;
 pub mod output;
+pub mod pcap_file;
 pub mod pidfile;
 pub mod recover;
 pub mod replay;

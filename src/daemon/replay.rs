@@ -2,21 +2,23 @@
 //! live daemon, with the capture's own timestamps as time, so the output is
 //! what the live daemon would have logged.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::capture::FileCapture;
+use super::capture::{CaptureError, FileCapture};
 use super::clock::TimeBase;
 use super::effects::{Executor, Host};
-use super::frames::knock_of;
+use super::frames::take;
 use super::oplog::OperatorLog;
 use super::output::Output;
 use super::run::DaemonError;
 use super::settings::Settings;
 use crate::core::config::Config;
-use crate::core::engine::LocalAddrs;
+use crate::core::engine::{LocalAddrs, Prefetch, PREFETCH_AHEAD};
 use crate::core::knock::Timestamp;
 use crate::core::service::{Close, Mode, Readiness, Service, SHUTDOWN_GRACE};
+use crate::core::wire::{self, LinkType, Packet, Skip};
 
 /// What a replay saw, for its closing line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,22 +68,31 @@ pub fn replay(
     let mut exec = Executor::new(out, None);
     let debug = settings.debug.then_some(TimeBase::Capture);
     let link = file.link();
+    let mut ahead = ReadAhead::default();
     let mut frames = 0;
     let mut last = Timestamp::ZERO;
-    while let Some(frame) = file.next_frame()? {
+    loop {
+        ahead.fill(&mut file, link, &service);
+        let Some(frame) = ahead.next(&service) else {
+            break;
+        };
         frames += 1;
-        let at = Timestamp::from_nanos(frame.ts_nanos);
+        let at = frame.at;
         last = last.max(at);
         // Timers due before this frame fire at their own time first.
         while let Some(t) = service.poll_timeout().filter(|t| *t < at) {
             service.handle_timeout(t);
             exec.drain(&mut service, &mut Offline, t);
         }
-        if let Some(knock) = knock_of(link, frame.data, frame.wire_len, at, debug) {
+        if let Some(knock) = take(&frame.parsed, frame.len, debug) {
             service.handle_knocks(&[knock], at);
             exec.drain(&mut service, &mut Offline, at);
         }
         exec.reap(&mut service, &mut Offline, last);
+    }
+    // Frames read before a failure are replayed first, as they were read.
+    if let Some(e) = ahead.failed.take() {
+        return Err(e.into());
     }
     while let Some(t) = service.poll_timeout() {
         let t = t.max(last);
@@ -108,4 +119,64 @@ pub fn replay(
         knocks: stats.knocks,
         opened: stats.opened,
     })
+}
+
+/// A frame read ahead of its turn: parsed at once (the capture's buffer
+/// holds it only until the next read), handled later.
+struct Frame {
+    at: Timestamp,
+    parsed: Result<Packet, Skip>,
+    /// Bytes captured, for the debug line of a skipped frame.
+    len: usize,
+}
+
+/// How many frames are read before their turn: the engine's look-ahead.
+/// Each frame is still handled alone, at its own time (the service's
+/// timers and rate limits see exactly the times they would one frame at a
+/// time), but with the attempt table lines it needs already on their way:
+/// with a flood of a million sources, each one is a miss to memory.
+const FAR: usize = 2 * PREFETCH_AHEAD;
+const NEAR: usize = PREFETCH_AHEAD;
+
+/// The frames read ahead, oldest first, and the read failure that ended
+/// reading, kept until the frames before it are replayed.
+#[derive(Default)]
+struct ReadAhead {
+    frames: VecDeque<Frame>,
+    failed: Option<CaptureError>,
+    done: bool,
+}
+
+impl ReadAhead {
+    /// Reads until `FAR` frames wait (or the file ends), asking for each
+    /// new knock's index line.
+    fn fill(&mut self, file: &mut FileCapture, link: LinkType, service: &Service) {
+        while !self.done && self.frames.len() <= FAR {
+            match file.next_frame() {
+                Ok(Some(f)) => {
+                    let at = Timestamp::from_nanos(f.ts_nanos);
+                    let parsed = wire::parse(link, f.data, f.wire_len, at);
+                    if let Ok(p) = &parsed {
+                        service.prefetch(&p.knock, Prefetch::Index);
+                    }
+                    let len = f.data.len();
+                    self.frames.push_back(Frame { at, parsed, len });
+                }
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.failed = Some(e);
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    /// The next frame to handle, after asking for the attempt of the frame
+    /// `NEAR` places after it.
+    fn next(&mut self, service: &Service) -> Option<Frame> {
+        if let Some(Ok(p)) = self.frames.get(NEAR).map(|f| &f.parsed) {
+            service.prefetch(&p.knock, Prefetch::Attempt);
+        }
+        self.frames.pop_front()
+    }
 }

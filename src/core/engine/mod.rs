@@ -40,11 +40,21 @@ use stops::Stops;
 /// will need (and twice that, its index line): enough knocks of work to
 /// cover a miss to L3 or memory, few enough that the lines are still cached
 /// when used.
-const PREFETCH_AHEAD: usize = 8;
+pub const PREFETCH_AHEAD: usize = 8;
 
 /// Doors [`Engine::handle_knocks`] prefetches for: configs have a handful;
 /// past this many, the rest are looked up without help.
 const PREFETCH_DOORS: usize = 8;
+
+/// The two stages of [`Engine::prefetch`]: the attempt can only be found
+/// once the index line that points at it has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The index line where the knock's attempts would be found.
+    Index,
+    /// The attempts that index line points at.
+    Attempt,
+}
 
 /// How often at most the engine reports that it had to evict attempts.
 pub const EVICTION_REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -369,6 +379,7 @@ impl Engine {
                             stage: a.stage,
                         };
                         self.attempts.remove(id);
+                        self.attempts.warm_door(door);
                         self.stats.timed_out += 1;
                         self.actions.push_back(Action::Log(event));
                     }
@@ -432,6 +443,10 @@ impl Engine {
     /// knocks in between may change it, which can waste a prefetch but
     /// never change a decision.
     pub fn handle_knocks(&mut self, knocks: &[Knock]) {
+        // One knock has nothing to look ahead to: skip the ring.
+        if let [k] = knocks {
+            return self.handle_knock(k);
+        }
         const FAR: usize = 2 * PREFETCH_AHEAD;
         const NEAR: usize = PREFETCH_AHEAD;
         // Hashed sources of the knocks in flight, by position mod RING.
@@ -456,6 +471,20 @@ impl Engine {
             let src = ring[i % RING];
             self.handle_knock_from(k, &src);
         }
+    }
+
+    /// Starts loading what handling `knock` later will need, for a caller
+    /// that handles knocks one at a time but can see them coming (`--read`
+    /// handles each frame alone, at its own time, to keep the per-frame
+    /// decisions of the rate limiter and timers exact). Call with
+    /// [`Prefetch::Index`] some knocks ahead, then with
+    /// [`Prefetch::Attempt`] about half as many ahead, as
+    /// [`Engine::handle_knocks`] does by itself. Only a hint: it changes
+    /// nothing, so a knock prefetched and never handled costs nothing else.
+    #[inline]
+    pub fn prefetch(&self, knock: &Knock, stage: Prefetch) {
+        let src = self.attempts.source(&knock.src);
+        self.prefetch_knock(knock, &src, stage == Prefetch::Attempt);
     }
 
     /// One prefetch stage for `k` at every door with a live sequence (at

@@ -51,7 +51,8 @@ pub use notice::Notice;
 
 use crate::core::config::Config;
 use crate::core::engine::{
-    Action, Command, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, PendingStop, Stats,
+    Action, Command, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, PendingStop, Prefetch,
+    Stats,
 };
 use crate::core::filter::build_filter;
 use crate::core::knock::{Knock, Timestamp};
@@ -61,6 +62,12 @@ use commands::{Commands, Running};
 use journal::JournalBook;
 use onetime::OneTimeDoors;
 use rotation::RotatingDoors;
+
+/// Per door, the stops scheduled for openings the engine decided in this
+/// batch that are still to be decided here. Door ids are ours, not a
+/// sender's: a fixed hash is enough, and cheaper to make at every packet
+/// than std's seeded one.
+type Ahead = HashMap<DoorId, usize, foldhash::fast::FixedState>;
 
 /// How long shutdown waits for the stop commands it started.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -281,7 +288,6 @@ impl Service {
             _ => None,
         };
         [
-            self.engine.poll_timeout(),
             self.limiter.next_due(),
             self.caps.next_report(),
             self.rotating.next_boundary(),
@@ -290,8 +296,7 @@ impl Service {
             deadline,
         ]
         .into_iter()
-        .flatten()
-        .min()
+        .fold(self.engine.poll_timeout(), Timestamp::earliest)
     }
 
     /// Takes over the stop commands an earlier run journaled; overdue ones
@@ -358,6 +363,14 @@ impl Service {
         }
         self.drain_engine(now);
         self.flush();
+    }
+
+    /// Starts loading what handling `knock` will need (see
+    /// [`Engine::prefetch`]): for a caller that feeds knocks one at a time
+    /// but sees them coming. Only a hint; it changes nothing.
+    #[inline]
+    pub fn prefetch(&self, knock: &Knock, stage: Prefetch) {
+        self.engine.prefetch(knock, stage);
     }
 
     /// Fires everything due at `now`.
@@ -609,7 +622,7 @@ impl Service {
         // The engine handles a whole batch of knocks before any of its
         // openings is decided here: count, per door, the new stops it has
         // scheduled for openings still to decide.
-        let mut ahead: HashMap<DoorId, usize> = HashMap::new();
+        let mut ahead = Ahead::default();
         let mut last_start = None;
         for action in self.engine.peek_actions() {
             match action {

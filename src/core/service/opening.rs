@@ -2,7 +2,7 @@
 //! the knocker's address added to the door's nftables set, with the
 //! set's answer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::caps::Refusal;
@@ -21,7 +21,7 @@ impl Service {
         &mut self,
         id: DoorId,
         src: IpAddr,
-        ahead: &mut HashMap<DoorId, usize>,
+        ahead: &mut super::Ahead,
         now: Timestamp,
     ) {
         let Some(Action::Log(open_sesame)) = self.engine.poll_action() else {

@@ -14,7 +14,15 @@
 //! (it ran), with `\`, tab and newline escaped in the door and command.
 //! Each write appends the records of one input and syncs: O(1) per open.
 //! Now and then the file is rewritten whole (a temporary file, synced and
-//! renamed over it). Times are wall-clock, because the monotonic clock
+//! renamed over it).
+//!
+//! The sync of an append is on the way from a knock to its start command,
+//! so the file keeps zeros written ahead of its records ([`SPARE`] bytes,
+//! renewed when used up), and records are written over them in place: a
+//! write that neither grows the file nor allocates space changes no
+//! metadata the sync must wait for, so `fdatasync` is a data write and a
+//! cache flush, not a file-system journal commit (on ext4, 3–5× cheaper,
+//! and without the commit's long tail). Readers stop at the zeros. Times are wall-clock, because the monotonic clock
 //! does not survive a reboot. Lines of the v1 format (an entry without a
 //! leading `+`) are still read.
 
@@ -23,6 +31,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +41,10 @@ use super::file_error::FileError;
 use super::safe_file;
 
 const HEADER: &str = "# knockd-rs pending stop commands v2";
+
+/// Zeros kept written ahead of the records: about 300 records before the
+/// file grows again (one sync with a commit), at 64 KiB of disk.
+const SPARE: u64 = 64 << 10;
 
 /// Largest journal read at start: far beyond `MaxPendingStops` of every
 /// door, small enough that a wrong file cannot exhaust memory.
@@ -69,8 +82,12 @@ pub enum JournalError {
 /// An open journal, locked for this daemon's lifetime.
 pub struct Journal {
     path: PathBuf,
-    /// Where records are appended.
+    /// Where records are written, in place over the zeros.
     file: File,
+    /// The end of the records: where the next one goes.
+    end: u64,
+    /// The file's length: records, then zeros up to here.
+    len: u64,
     /// Held for the lock (released when the file closes).
     _lock: Flock<File>,
 }
@@ -114,11 +131,20 @@ impl Journal {
             .read_to_string(&mut text)
             .map_err(err)?;
         let (entries, problems) = parse(&text);
-        let file = safe_file::open_append(path, 0o600).map_err(err)?;
+        let len = file.metadata().map_err(err)?.len();
+        // Records end where the zeros begin; a file larger than was read
+        // is written at its end.
+        let end = if (text.len() as u64) < len {
+            len
+        } else {
+            records(&text).len() as u64
+        };
         Ok((
             Journal {
                 path: path.to_path_buf(),
                 file,
+                end,
+                len,
                 _lock: lock,
             },
             entries,
@@ -141,10 +167,20 @@ impl Journal {
         for r in records {
             render(&mut text, r);
         }
+        let end = self.end + text.len() as u64;
+        if end > self.len {
+            // Out of zeros: more are written first, synced with the records
+            // (this sync grows the file, so it commits; the next ones do not).
+            let len = end + SPARE;
+            write_zeros(&self.file, self.len, len).map_err(|e| self.error(e))?;
+            self.len = len;
+        }
         self.file
-            .write_all(text.as_bytes())
+            .write_all_at(text.as_bytes(), self.end)
             .map_err(|e| self.error(e))?;
-        self.file.sync_data().map_err(|e| self.error(e))
+        self.file.sync_data().map_err(|e| self.error(e))?;
+        self.end = end;
+        Ok(())
     }
 
     /// Replaces the journal with `stops`: written to a fresh temporary
@@ -158,16 +194,20 @@ impl Journal {
         }
         let tmp = with_suffix(&self.path, ".tmp");
         let mut file = safe_file::create_fresh(&tmp, 0o600).map_err(|e| self.error(e))?;
+        let end = text.len() as u64;
         file.write_all(text.as_bytes()).map_err(|e| self.error(e))?;
+        write_zeros(&file, end, end + SPARE).map_err(|e| self.error(e))?;
         file.sync_all().map_err(|e| self.error(e))?;
-        drop(file);
         std::fs::rename(&tmp, &self.path).map_err(|e| self.error(e))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
         }
-        self.file = safe_file::open_append(&self.path, 0o600).map_err(|e| self.error(e))?;
+        // The new file is the journal now: records go on in it.
+        self.file = file;
+        self.end = end;
+        self.len = end + SPARE;
         Ok(())
     }
 }
@@ -175,6 +215,17 @@ impl Journal {
 /// Reads a journal without locking it (for `--status`).
 pub fn read(path: &Path) -> io::Result<(Vec<Entry>, Vec<String>)> {
     Ok(parse(&std::fs::read_to_string(path)?))
+}
+
+/// Writes zeros over `from..to` of `file` (not synced).
+fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let zeros = vec![0u8; (to - from) as usize];
+    file.write_all_at(&zeros, from)
+}
+
+/// The records of a journal's text: what precedes the zeros written ahead.
+fn records(text: &str) -> &str {
+    text.trim_end_matches('\0')
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -205,6 +256,7 @@ fn render(text: &mut String, record: &Record) {
 /// The stops a journal holds: its adds not removed, in the order they were
 /// first added; and the lines that could not be read.
 fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
+    let text = records(text);
     // Key -> (order first seen, entry).
     let mut live: BTreeMap<u64, (usize, Entry)> = BTreeMap::new();
     let mut problems = Vec::new();

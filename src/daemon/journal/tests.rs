@@ -58,6 +58,41 @@ fn appends_and_rewrites_round_trip_awkward_text() {
 }
 
 #[test]
+fn records_go_over_zeros_written_ahead_and_a_restart_goes_on_after_them() {
+    let dir = private_dir();
+    let path = dir.path().join("state");
+    let (mut j, _, _) = Journal::open(&path).unwrap();
+    j.rewrite(&[]).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(len, (HEADER.len() + 1) as u64 + SPARE);
+    j.append(&[Record::Add(1, entry(5, "d", "close 1"))])
+        .unwrap();
+    // Written in place: the file did not grow, and reads stop at the zeros.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    assert_eq!(read(&path).unwrap().0, vec![entry(5, "d", "close 1")]);
+    drop(j);
+    let (mut j, old, problems) = Journal::open(&path).unwrap();
+    assert_eq!((old.len(), problems.len()), (1, 0));
+    // Enough records to use up the zeros: the file grows, by whole spares.
+    let many: Vec<Record> = (2..2000)
+        .map(|k| Record::Add(k, entry(k, "d", &format!("close {k}"))))
+        .collect();
+    for chunk in many.chunks(100) {
+        j.append(chunk).unwrap();
+    }
+    j.append(&[Record::Remove(1)]).unwrap();
+    let (entries, problems) = read(&path).unwrap();
+    assert_eq!((entries.len(), problems.len()), (1998, 0));
+    assert_eq!(entries[0], entry(2, "d", "close 2"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let zeros = text.len() - records(&text).len();
+    assert!(
+        zeros > 0 && zeros as u64 <= SPARE,
+        "{zeros} zeros at the end"
+    );
+}
+
+#[test]
 fn v1_journals_are_still_read() {
     let dir = private_dir();
     let path = dir.path().join("state");

@@ -232,8 +232,23 @@ impl Index {
         }
         self.items = 0;
         self.tombs = 0;
+        // Each insert lands in a random group, a miss when the index is
+        // large: ask for the groups a few entries ahead.
+        const AHEAD: usize = 8;
+        let mut ring = [(0u64, 0 as SlotId); AHEAD];
+        let mut n = 0;
         for (hash, id) in entries {
-            self.insert(hash, id);
+            self.prefetch(hash);
+            if n >= AHEAD {
+                let (h, i) = ring[n % AHEAD];
+                self.insert(h, i);
+            }
+            ring[n % AHEAD] = (hash, id);
+            n += 1;
+        }
+        for k in n.saturating_sub(AHEAD)..n {
+            let (h, i) = ring[k % AHEAD];
+            self.insert(h, i);
         }
     }
 

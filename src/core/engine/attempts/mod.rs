@@ -318,6 +318,9 @@ impl Attempts {
                 door: a.door,
             };
             self.remove(victim);
+            // A flood evicts at every knock: the next victims' lines are
+            // asked for now, so the next eviction does not wait for them.
+            self.warm(self.young.head, |l| l.y_next);
         }
         // Before the new attempt is in the slab: a rebuild indexes the slab.
         self.make_index_room();
@@ -405,6 +408,39 @@ impl Attempts {
         self.links[id as usize].dl_next = self.free;
         self.free = id;
         self.len -= 1;
+    }
+
+    /// Asks for the lines the next removals at the head of a list will
+    /// touch, after `head`'s predecessor left it (`next` follows the
+    /// list). Removals at the head come in runs (a flood's evictions, a
+    /// burst of timeouts), and each would otherwise wait for three or four
+    /// lines from memory in turn; a list can only be walked a line at a
+    /// time, so the walk runs ahead of the removals: the one after `head`
+    /// gets its index line (which needs its key, asked for one removal
+    /// earlier), the one after that its attempt and links. Only hints.
+    #[inline]
+    fn warm(&self, head: SlotId, next: impl Fn(&Links) -> SlotId) {
+        let Some(l) = self.links.get(head as usize) else {
+            return;
+        };
+        let second = next(l) as usize;
+        let (Some(a), Some(l)) = (self.slots.get(second), self.links.get(second)) else {
+            return;
+        };
+        self.index.prefetch(self.hash(a.key()));
+        let third = next(l) as usize;
+        if let (Some(a), Some(l)) = (self.slots.get(third), self.links.get(third)) {
+            prefetch(a);
+            prefetch(l);
+        }
+    }
+
+    /// [`Attempts::warm`] for the head of `door`'s list, after a timeout
+    /// removed the one before it.
+    pub fn warm_door(&self, door: u16) {
+        if let Some(list) = self.by_door.get(door as usize) {
+            self.warm(list.head, |l| l.dl_next);
+        }
     }
 
     /// Removes every attempt at `door` (its sequence changed).
