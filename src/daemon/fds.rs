@@ -3,26 +3,83 @@
 //! could sniff and inject), not the journal's lock, not netlink.
 //!
 //! Rust opens its own files and sockets close-on-exec; libpcap does not,
-//! and a library may open more behind our back. So before each command the
-//! runner marks every descriptor above stderr close-on-exec, in one system
-//! call where the kernel has it.
+//! and a library may open more behind our back. So every descriptor above
+//! stderr is marked close-on-exec for each command ([`confine`]): by the
+//! child itself between fork and exec, in one system call, where the
+//! kernel has it (Linux 5.11), so that no thread of the daemon can open
+//! one in between; otherwise by the daemon before the fork, and a helper
+//! thread that opens a descriptor (a capture taking over from another)
+//! then holds [`open_guard`] until it has marked it.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// Marks every descriptor from 3 up close-on-exec.
-pub fn cloexec_all() -> io::Result<()> {
+static SPAWN: Mutex<()> = Mutex::new(());
+
+fn spawn_lock() -> MutexGuard<'static, ()> {
+    // The lock guards no data: a holder that panicked leaves nothing torn.
+    SPAWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `close_range(first, u32::MAX, CLOSE_RANGE_CLOEXEC)`: marks, closes
+/// nothing. Async-signal-safe (one system call), for a forked child.
+fn mark_from(first: libc::c_uint) -> libc::c_long {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
     // descriptors of this process; it closes nothing and touches no memory.
-    let r = unsafe {
+    unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3 as libc::c_uint,
+            first,
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
-    };
-    if r == 0 {
+    }
+}
+
+/// Whether a forked child can mark its own descriptors in one call.
+fn child_marks() -> bool {
+    static MARKS: OnceLock<bool> = OnceLock::new();
+    // A range no process has open: succeeds where the flag is known.
+    *MARKS.get_or_init(|| mark_from(libc::c_uint::MAX - 1) == 0)
+}
+
+/// Makes `command` start with only stdin, stdout and stderr open. Hold the
+/// returned guard until it is spawned.
+pub fn confine(command: &mut Command) -> io::Result<Option<MutexGuard<'static, ()>>> {
+    if child_marks() {
+        // SAFETY: the closure runs in the child between fork and exec and
+        // makes one async-signal-safe system call; it allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                if mark_from(3) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+        return Ok(None);
+    }
+    let guard = spawn_lock();
+    cloexec_all()?;
+    Ok(Some(guard))
+}
+
+/// Held by a thread from opening a descriptor that is not close-on-exec
+/// until it has marked it, where the daemon marks descriptors for a child
+/// before forking it ([`confine`]); `None` where the child marks its own.
+pub fn open_guard() -> Option<MutexGuard<'static, ()>> {
+    (!child_marks()).then(spawn_lock)
+}
+
+/// Marks every descriptor from 3 up close-on-exec.
+pub fn cloexec_all() -> io::Result<()> {
+    if mark_from(3) == 0 {
         return Ok(());
     }
     let e = io::Error::last_os_error();
@@ -43,7 +100,8 @@ pub fn cloexec_all() -> io::Result<()> {
     Ok(())
 }
 
-fn set_cloexec(fd: BorrowedFd<'_>) -> nix::Result<()> {
+/// Marks one descriptor close-on-exec.
+pub fn set_cloexec(fd: BorrowedFd<'_>) -> nix::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD)?);
     fcntl(fd, FcntlArg::F_SETFD(flags | FdFlag::FD_CLOEXEC))?;
@@ -63,16 +121,47 @@ pub fn is_cloexec(fd: &impl AsRawFd) -> bool {
 mod tests {
     use super::*;
     use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::Stdio;
 
-    #[test]
-    fn a_descriptor_opened_without_cloexec_gets_it() {
+    /// The tests mark every descriptor of this process: one at a time, so
+    /// that one never marks the descriptor the other checks.
+    static ALONE: Mutex<()> = Mutex::new(());
+
+    fn unmarked_socket() -> OwnedFd {
         // SAFETY: a plain socket(2) call; its result is owned just below.
         let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0) };
         assert!(raw > 2);
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         assert!(!is_cloexec(&fd));
+        fd
+    }
+
+    #[test]
+    fn a_descriptor_opened_without_cloexec_gets_it() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = unmarked_socket();
         cloexec_all().unwrap();
         assert!(is_cloexec(&fd));
+    }
+
+    #[test]
+    fn a_confined_command_sees_only_stdin_stdout_and_stderr() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = unmarked_socket();
+        let mut sh = Command::new("/bin/sh");
+        sh.args(["-c", "ls /proc/$$/fd"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        let guard = confine(&mut sh).unwrap();
+        let out = sh.output().unwrap();
+        drop(guard);
+        let open: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        assert!(out.status.success(), "{out:?}");
+        assert!(open.contains(&1), "{open:?}");
+        assert!(!open.contains(&fd.as_raw_fd()), "{open:?}");
     }
 }

@@ -24,8 +24,6 @@ impl Runner {
     /// Starts `command` as command `id`; `Err` holds why the system refused
     /// (report it as [`CommandEnd::SpawnFailed`]).
     pub fn spawn(&mut self, id: CommandId, command: &str) -> Result<(), String> {
-        // A command sees stdin, stdout and stderr, nothing else.
-        super::fds::cloexec_all().map_err(|e| io_reason(&e))?;
         let mut sh = std::process::Command::new("/bin/sh");
         sh.arg("-c")
             .arg(command)
@@ -35,6 +33,8 @@ impl Runner {
             // Its own process group: a Ctrl-C meant for a foreground daemon
             // must not kill a firewall command half way.
             .process_group(0);
+        // A command sees stdin, stdout and stderr, nothing else.
+        let _fds = super::fds::confine(&mut sh).map_err(|e| io_reason(&e))?;
         let child = sh.spawn().map_err(|e| io_reason(&e))?;
         self.children.insert(id, child);
         Ok(())
