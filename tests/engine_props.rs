@@ -94,6 +94,31 @@ proptest! {
         prop_assert!(got, "legitimate knock did not open");
     }
 
+    /// A packet handled twice in a row (a retransmission, or the same packet
+    /// read from two captures) never changes the outcome of a sequence of
+    /// two steps or more: the knock opens, exactly once. (A one-step door
+    /// opens on every copy, as on every retransmission, knockd 0.8's too;
+    /// `Reopen` says what a second opening does. A copy arriving after
+    /// later packets would be another matter: a first port seen again
+    /// restarts the attempt. Moving a capture to another ring never
+    /// produces copies: see daemon::fanout.)
+    #[test]
+    fn a_packet_seen_twice_in_a_row_opens_exactly_once(
+        seq in prop::collection::vec(step(), 2..6),
+        which in any::<prop::sample::Index>(),
+    ) {
+        let i = which.index(seq.len());
+        let mut sent = seq.clone();
+        sent.insert(i, seq[i]);
+        let mut engine = Engine::new(&config(&[seq], 1 << 16), LocalAddrs::Any);
+        let mut opens = 0;
+        for (ms, s) in sent.iter().enumerate() {
+            engine.handle_knock(&knock(ms as u64, LEGIT, *s));
+            opens += usize::from(opened(&mut engine, LEGIT, "d0"));
+        }
+        prop_assert_eq!(opens, 1, "sent {:?}", sent);
+    }
+
     /// The same sequence with any one step changed never opens.
     #[test]
     fn changed_step_never_opens(seq in sequence(), which in any::<prop::sample::Index>(), other in step()) {

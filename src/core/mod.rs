@@ -14,6 +14,7 @@
 //! - [`engine`]: the per-source sequence state machine;
 //! - [`service`]: every other decision of the daemon around the engine;
 //! - [`ratelimit`]: flood-proof log volume;
+//! - [`ring`]: how large a capture's kernel ring should be, and when;
 //! - [`rotate`]: rotating sequences derived from a secret and the time;
 //! - [`sysexits`]: the exit codes both binaries share.
 //!
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod filter;
 pub mod knock;
 pub mod ratelimit;
+pub mod ring;
 pub mod rotate;
 pub mod service;
 pub mod sysexits;

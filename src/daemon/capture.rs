@@ -1,26 +1,40 @@
 //! Live and offline packet sources over libpcap.
 //!
 //! This module owns opening a capture (with the parameters a knock daemon
-//! needs), installing the BPF filter and handing raw frames to a callback.
-//! It must not parse packets (that is `wire`) or decide anything (`engine`).
+//! needs), installing the BPF filter, handing raw frames to a callback, and
+//! moving a live capture to a ring of another size without losing or
+//! repeating a packet ([`super::fanout`]). It must not parse packets (that
+//! is `wire`) or decide anything (`engine`; when to resize is
+//! [`crate::core::ring`]'s).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use super::pcap_file::PcapFile;
+use super::{fanout, fds};
 use crate::core::wire::{LinkType, UnsupportedLinkType};
 
-/// Bytes kept of each packet: enough for link, VLAN, IPv6 extension and
-/// TCP headers; knocks carry no payload worth copying.
-pub const SNAPLEN: i32 = 512;
-
-/// Kernel buffer: a flood of spoofed knocks at hundreds of thousands of
-/// packets per second must not overflow it while a batch is processed.
-pub const BUFFER_BYTES: i32 = 32 << 20;
+/// Bytes kept of each packet: the headers a knock is read from and no
+/// more, so the kernel ring holds as many packets as possible. The worst
+/// case the decoder must see whole is Ethernet with two VLAN tags (22),
+/// IPv6 (40) with extension headers, then the 14 TCP bytes it reads: this
+/// leaves 112 bytes for extension headers (hop-by-hop, destination options,
+/// routing, AH in any combination real traffic carries). With Ethernet
+/// framing libpcap then lays out exactly 256 bytes per packet, 16 to a
+/// page.
+pub const SNAPLEN: i32 = 188;
 
 /// Frames handed over per wake-up before the loop looks at its timers and
 /// signals again, so a flood cannot starve them.
 pub const BATCH: usize = 1024;
+
+/// The interface libpcap treats as loopback: it throws away the copy of
+/// each packet the host sends there and keeps the one it receives.
+const LOOPBACK: &str = "lo";
+
+/// Stack of the thread that opens a capture (libpcap's activation and
+/// filter compiler need a few KiB).
+const OPENING_STACK: usize = 256 << 10;
 
 /// A failure a user can cause or must know about, naming the interface or
 /// file and the operation.
@@ -43,6 +57,10 @@ pub enum CaptureError {
     },
     #[error("{iface}: capture failed: {source}")]
     Read { iface: String, source: pcap::Error },
+    /// Moving a capture to another ring failed; only ever reported inside a
+    /// line that names the interface and the ring.
+    #[error("{0}")]
+    Resize(std::io::Error),
 }
 
 /// Kernel counters of a live capture.
@@ -58,13 +76,37 @@ pub struct LiveCapture {
     iface: String,
     cap: pcap::Capture<pcap::Active>,
     link: LinkType,
+    ring_bytes: usize,
+    /// The fanout group this capture receives through, when the kernel
+    /// has them: what lets it hand over to a capture with another ring.
+    group: Option<fanout::Group>,
+    /// Counters at the moment this capture started receiving: what it saw
+    /// before (copies its predecessor got as well) is not counted.
+    base: Stats,
+    /// Kernel drops already reported by [`LiveCapture::new_drops`].
+    drops_seen: u64,
 }
 
 impl LiveCapture {
-    /// Opens `iface` (or `any`) for knocks: immediate mode so a knock is seen
-    /// the moment it arrives rather than when a buffer fills, not
-    /// promiscuous (knocks are addressed to us), non-blocking.
-    pub fn open(iface: &str) -> Result<Self, CaptureError> {
+    /// Opens `iface` (or `any`) for knocks with a kernel ring of about
+    /// `ring_bytes`: immediate mode so a knock is seen the moment it arrives
+    /// rather than when a buffer fills, not promiscuous (knocks are
+    /// addressed to us), non-blocking. It joins a fanout group of its own
+    /// before any filter is installed; where the kernel refuses, the
+    /// capture works the same but cannot be resized.
+    pub fn open(iface: &str, ring_bytes: usize) -> Result<Self, CaptureError> {
+        let mut cap = Self::activate(iface, ring_bytes)?;
+        cap.group = match fanout::create(cap.cap.as_fd(), iface == LOOPBACK) {
+            Ok(group) => Some(group),
+            Err(e) => {
+                tracing::debug!(iface, %e, "no fanout group: the capture ring keeps its size");
+                None
+            }
+        };
+        Ok(cap)
+    }
+
+    fn activate(iface: &str, ring_bytes: usize) -> Result<Self, CaptureError> {
         let open_err = |source| CaptureError::Open {
             iface: iface.to_string(),
             source,
@@ -74,11 +116,15 @@ impl LiveCapture {
             .snaplen(SNAPLEN)
             .promisc(false)
             .immediate_mode(true)
-            .buffer_size(BUFFER_BYTES)
+            .buffer_size(i32::try_from(ring_bytes).unwrap_or(i32::MAX))
             .open()
             .map_err(open_err)?
             .setnonblock()
             .map_err(open_err)?;
+        // libpcap does not open it close-on-exec. Failing to mark it here
+        // leaks nothing: every descriptor is marked again for each command
+        // (fds::confine).
+        let _ = fds::set_cloexec(cap.as_fd());
         // Taken once from pcap, never guessed per packet. A live capture
         // reports raw IP as DLT_RAW (12), which from_dlt knows.
         let link =
@@ -90,11 +136,99 @@ impl LiveCapture {
             iface: iface.to_string(),
             cap,
             link,
+            ring_bytes,
+            group: None,
+            base: Stats::default(),
+            drops_seen: 0,
         })
     }
 
     pub fn link(&self) -> LinkType {
         self.link
+    }
+
+    /// The ring size asked for when this capture was opened.
+    pub fn ring_bytes(&self) -> usize {
+        self.ring_bytes
+    }
+
+    /// Whether a capture opened with [`LiveCapture::open_sibling`] can take
+    /// over from this one.
+    pub fn resizable(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// Starts opening a capture of the same interface with a ring of
+    /// about `ring_bytes` and `filter` installed, to take over from this
+    /// one ([`LiveCapture::hand_over`]). It is opened on a helper thread:
+    /// the kernel takes milliseconds to set up a large ring, and this
+    /// capture must go on being read meanwhile.
+    pub fn open_sibling(&self, ring_bytes: usize, filter: &str) -> Result<Opening, CaptureError> {
+        let Some(group) = self.group else {
+            return Err(CaptureError::Resize(std::io::Error::from(
+                std::io::ErrorKind::Unsupported,
+            )));
+        };
+        let iface = self.iface.clone();
+        let wanted = filter.to_string();
+        let thread = std::thread::Builder::new()
+            .name("knockd-ring".into())
+            .stack_size(OPENING_STACK)
+            .spawn(move || Self::sibling(&iface, group, ring_bytes, &wanted))
+            .map_err(CaptureError::Resize)?;
+        Ok(Opening {
+            thread,
+            filter: filter.to_string(),
+        })
+    }
+
+    /// On the helper thread: the new capture, in fanout group `group` but
+    /// not receiving yet. What reached it before it joined the group (the
+    /// capture it takes over from got those packets too) is read and thrown
+    /// away, so once handed over to, its ring holds only packets the other
+    /// one never saw. Before that read, the group's steering is set again
+    /// to what it is: the kernel returns from that only when every packet
+    /// on its way to this socket from before it joined has landed (an RCU
+    /// grace period, 10 to 50 ms, which costs this thread and not the
+    /// loop reading the old ring).
+    fn sibling(
+        iface: &str,
+        group: fanout::Group,
+        ring_bytes: usize,
+        filter: &str,
+    ) -> Result<LiveCapture, CaptureError> {
+        let mut next = {
+            // libpcap's socket is not close-on-exec until activate marks
+            // it; no command may be forked in between and inherit it.
+            let _fds = fds::open_guard();
+            Self::activate(iface, ring_bytes)?
+        };
+        next.set_filter(filter)?;
+        fanout::join(next.cap.as_fd(), group).map_err(CaptureError::Resize)?;
+        next.group = Some(group);
+        fanout::steer(next.cap.as_fd(), 0).map_err(CaptureError::Resize)?;
+        while next.read_batch(|_, _| {})? == BATCH {}
+        next.base = next.raw_stats().unwrap_or_default();
+        Ok(next)
+    }
+
+    /// Steers the group from this capture to `next` (its second member).
+    /// When this returns, no packet is on its way into this capture's ring
+    /// any more: read it to its end, then drop it.
+    pub fn hand_over(&self, next: &LiveCapture) -> Result<(), CaptureError> {
+        fanout::steer(next.cap.as_fd(), 1).map_err(CaptureError::Resize)
+    }
+
+    /// Called on the capture that took over once its predecessor is gone:
+    /// it is now the group's only member (number 0), and the group is
+    /// steered to 0 again so that the next sibling to join (number 1)
+    /// receives nothing until handed over to. Should the kernel refuse,
+    /// this capture keeps receiving but can no longer be resized.
+    pub fn settle(&mut self) {
+        if let Err(e) = fanout::steer(self.cap.as_fd(), 0) {
+            tracing::warn!(iface = %self.iface, %e, "cannot reset the fanout group; the capture ring keeps its size");
+            self.group = None;
+        }
     }
 
     /// Installs a BPF filter, replacing the previous one.
@@ -130,13 +264,58 @@ impl LiveCapture {
         Ok(n)
     }
 
-    /// Packets received and dropped so far, as the kernel counts them.
+    /// Packets received and dropped while this capture was the one
+    /// receiving, as the kernel counts them.
     pub fn stats(&mut self) -> Option<Stats> {
+        let s = self.raw_stats()?;
+        Some(Stats {
+            received: s.received.saturating_sub(self.base.received),
+            dropped: s.dropped.saturating_sub(self.base.dropped),
+            if_dropped: s.if_dropped.saturating_sub(self.base.if_dropped),
+        })
+    }
+
+    /// Packets the kernel dropped for want of ring space since the last
+    /// call: the sign that the ring is too small.
+    pub fn new_drops(&mut self) -> u64 {
+        let Some(s) = self.stats() else { return 0 };
+        let new = s.dropped.saturating_sub(self.drops_seen);
+        self.drops_seen = s.dropped;
+        new
+    }
+
+    fn raw_stats(&mut self) -> Option<Stats> {
         self.cap.stats().ok().map(|s| Stats {
             received: u64::from(s.received),
             dropped: u64::from(s.dropped),
             if_dropped: u64::from(s.if_dropped),
         })
+    }
+}
+
+/// A capture being opened on a helper thread to take over from another.
+pub struct Opening {
+    thread: std::thread::JoinHandle<Result<LiveCapture, CaptureError>>,
+    filter: String,
+}
+
+impl Opening {
+    /// Whether [`Opening::finish`] would return at once.
+    pub fn is_done(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// The opened capture, ready to be handed over to, with `filter`
+    /// installed in case the filter changed while it was being opened.
+    pub fn finish(self, filter: &str) -> Result<LiveCapture, CaptureError> {
+        let mut next = self
+            .thread
+            .join()
+            .map_err(|_| CaptureError::Resize(std::io::Error::other("opening thread failed")))??;
+        if filter != self.filter {
+            next.set_filter(filter)?;
+        }
+        Ok(next)
     }
 }
 

@@ -4,23 +4,30 @@
 //! Link changes arrive by netlink, so nothing polls while the network is
 //! quiet; without netlink, missing interfaces are retried on a backing-off
 //! timer. What an address change means for the doors is the service's to
-//! decide; this module only reports the new addresses.
+//! decide; this module only reports the new addresses. Each capture starts
+//! with a small kernel ring and is moved to a larger one under a flood
+//! (when: [`crate::core::ring`]; how: [`Interfaces::start_resize`]).
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use super::capture::{CaptureError, LiveCapture};
+use super::capture::{CaptureError, LiveCapture, Opening, Stats};
 use super::netif;
 use super::netwatch::NetWatch;
 use super::output::Output;
 use crate::core::knock::Timestamp;
+use crate::core::ring::{Resize, Ring};
 use crate::core::service::Notice;
 
 /// First retry delay for an interface that is missing or failed; doubles
 /// up to [`MAX_RETRY`]. Link changes (netlink) retry at once anyway.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// How often the loop looks whether a capture being opened to take over
+/// is ready (it takes milliseconds; only while one is being opened).
+const OPENING_POLL: Duration = Duration::from_millis(1);
 
 /// One interface the daemon wants to capture on, open or waiting for it.
 pub struct Slot {
@@ -31,6 +38,30 @@ pub struct Slot {
     ifindex: u32,
     retry_at: Option<Timestamp>,
     backoff: Duration,
+    /// How large the capture's ring is and should be.
+    pub ring: Ring,
+    /// Counters of the captures this one took over from.
+    carried: Stats,
+    /// A capture being opened to take over, for this resize.
+    opening: Option<(Opening, Resize, Timestamp)>,
+}
+
+impl Slot {
+    /// Installs a freshly opened capture (with its ring's sizing state).
+    fn attach(&mut self, (cap, ring): (LiveCapture, Ring)) {
+        self.cap = Some(cap);
+        self.ring = ring;
+        self.carried = Stats::default();
+    }
+
+    /// Closes the capture (and gives up a resize under way); it is waited
+    /// for.
+    fn detach(&mut self) {
+        self.cap = None;
+        self.ring = Ring::new();
+        self.carried = Stats::default();
+        self.opening = None;
+    }
 }
 
 /// Every capture interface, and the addresses they have.
@@ -40,6 +71,19 @@ pub struct Interfaces {
     pub slots: Vec<Slot>,
     netwatch: Option<NetWatch>,
     local: Vec<IpAddr>,
+}
+
+/// Opens a capture on `name` with the small ring, or with the large one
+/// from the start where the kernel cannot move a capture to another ring.
+fn open_capture(name: &str) -> Result<(LiveCapture, Ring), CaptureError> {
+    let ring = Ring::new();
+    let cap = LiveCapture::open(name, ring.bytes())?;
+    if cap.resizable() {
+        return Ok((cap, ring));
+    }
+    drop(cap);
+    let ring = Ring::fixed();
+    Ok((LiveCapture::open(name, ring.bytes())?, ring))
 }
 
 /// The interface index of `name` (0 for `any`), if it exists.
@@ -63,9 +107,12 @@ impl Interfaces {
                 ifindex: 0,
                 retry_at: None,
                 backoff: FIRST_RETRY,
+                ring: Ring::new(),
+                carried: Stats::default(),
+                opening: None,
             };
             if let Some(index) = ifindex(name).filter(|_| netif::is_up(name)) {
-                slot.cap = Some(LiveCapture::open(name)?);
+                slot.attach(open_capture(name)?);
                 slot.ifindex = index;
             }
             slots.push(slot);
@@ -119,9 +166,17 @@ impl Interfaces {
         }
     }
 
-    /// When a retry is next due.
+    /// When a retry, a ring's calm check or a look at a capture being
+    /// opened is next due.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.slots.iter().filter_map(|s| s.retry_at).min()
+        self.slots
+            .iter()
+            .flat_map(|s| {
+                let opening = s.opening.as_ref().map(|o| o.2);
+                [s.retry_at, s.ring.deadline(), opening]
+            })
+            .flatten()
+            .min()
     }
 
     /// The fd netlink reports link and address changes on.
@@ -157,9 +212,85 @@ impl Interfaces {
                 name: slot.name.clone(),
             },
         );
-        slot.cap = None;
+        slot.detach();
         slot.backoff = FIRST_RETRY;
         slot.retry_at = Some(now + FIRST_RETRY);
+    }
+
+    /// Starts moving slot `i`'s capture to the ring `resize` asks for: a
+    /// capture with that ring and `filter` is opened on a helper thread
+    /// ([`Interfaces::take_opened`] says when it is ready).
+    pub fn start_resize(
+        &mut self,
+        i: usize,
+        resize: Resize,
+        filter: &str,
+        now: Timestamp,
+    ) -> Result<(), CaptureError> {
+        let slot = &mut self.slots[i];
+        let Some(cap) = slot.cap.as_ref() else {
+            return Err(CaptureError::Resize(std::io::Error::from(
+                std::io::ErrorKind::NotConnected,
+            )));
+        };
+        let opening = cap.open_sibling(resize.bytes, filter)?;
+        slot.opening = Some((opening, resize, now + OPENING_POLL));
+        Ok(())
+    }
+
+    /// A capture opened to take over, once it is ready: its slot, the
+    /// opening and its resize. Those still opening are looked at again
+    /// after [`OPENING_POLL`].
+    pub fn take_opened(&mut self, now: Timestamp) -> Option<(usize, Opening, Resize)> {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            match slot.opening.take() {
+                Some((opening, resize, _)) if opening.is_done() => {
+                    return Some((i, opening, resize));
+                }
+                Some((opening, resize, _)) => {
+                    slot.opening = Some((opening, resize, now + OPENING_POLL));
+                }
+                None => {}
+            }
+        }
+        None
+    }
+
+    /// Steers slot `i`'s packets to `next`, which becomes the slot's
+    /// capture: from now on every packet lands in exactly one of the two.
+    /// Returns the old capture, which receives nothing more: read it to its
+    /// end (what it holds came before everything in the new one), then
+    /// give it to [`Interfaces::finish_resize`]. On an error the slot keeps
+    /// its capture, untouched.
+    pub fn hand_over(&mut self, i: usize, next: LiveCapture) -> Result<LiveCapture, CaptureError> {
+        let slot = &mut self.slots[i];
+        let Some(old) = slot.cap.as_ref() else {
+            return Err(CaptureError::Resize(std::io::Error::from(
+                std::io::ErrorKind::NotConnected,
+            )));
+        };
+        old.hand_over(&next)?;
+        match slot.cap.replace(next) {
+            Some(old) => Ok(old),
+            None => Err(CaptureError::Resize(std::io::Error::from(
+                std::io::ErrorKind::NotConnected,
+            ))),
+        }
+    }
+
+    /// Closes the capture slot `i` took over from, now read to its end,
+    /// keeping its counters for the shutdown statistics.
+    pub fn finish_resize(&mut self, i: usize, mut old: LiveCapture) {
+        let slot = &mut self.slots[i];
+        if let Some(s) = old.stats() {
+            slot.carried.received += s.received;
+            slot.carried.dropped += s.dropped;
+            slot.carried.if_dropped += s.if_dropped;
+        }
+        drop(old);
+        if let Some(cap) = slot.cap.as_mut() {
+            cap.settle();
+        }
     }
 
     /// Opens captures on interfaces that appeared, reopens those that were
@@ -187,7 +318,7 @@ impl Interfaces {
             if slot.cap.is_some() {
                 // Gone, or re-created under the same name: the capture is
                 // bound to an interface that no longer exists.
-                slot.cap = None;
+                slot.detach();
                 out.log(
                     now,
                     Notice::InterfaceGone {
@@ -205,8 +336,8 @@ impl Interfaces {
                 }
                 continue;
             };
-            match LiveCapture::open(&slot.name) {
-                Ok(mut cap) => {
+            match open_capture(&slot.name) {
+                Ok((mut cap, ring)) => {
                     slot.ifindex = index;
                     slot.retry_at = None;
                     slot.backoff = FIRST_RETRY;
@@ -218,7 +349,7 @@ impl Interfaces {
                     );
                     match cap.set_filter(filter) {
                         Ok(()) => {
-                            slot.cap = Some(cap);
+                            slot.attach((cap, ring));
                             opened = true;
                         }
                         Err(e) => {
@@ -268,11 +399,12 @@ impl Interfaces {
             .iter_mut()
             .filter_map(|slot| {
                 let s = slot.cap.as_mut()?.stats()?;
+                let c = slot.carried;
                 Some(Notice::CaptureStats {
                     iface: slot.name.clone(),
-                    received: s.received,
-                    dropped: s.dropped,
-                    if_dropped: s.if_dropped,
+                    received: c.received + s.received,
+                    dropped: c.dropped + s.dropped,
+                    if_dropped: c.if_dropped + s.if_dropped,
                 })
             })
             .collect()

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config_file;
 pub mod detach;
 pub mod effects;
+pub mod fanout;
 pub mod fds;
 pub mod file_error;
 pub mod filter_check;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::capture::{CaptureError, BATCH};
+use super::capture::{CaptureError, LiveCapture, BATCH};
 use super::clock::{monotonic_now, wall_offset, TimeBase};
 use super::config_file;
 use super::effects::{Executor, Host};
@@ -28,6 +28,7 @@ use super::signals::Signals;
 use crate::core::config::{Config, ConfigError, Diagnostics, Parsed};
 use crate::core::engine::LocalAddrs;
 use crate::core::knock::{Knock, Timestamp};
+use crate::core::ring::{self, Resize};
 use crate::core::service::{Close, Mode, Notice, Readiness, RestoredStop, Service};
 
 /// Why the daemon could not start or had to stop.
@@ -265,6 +266,12 @@ impl Daemon {
             }
             self.service.handle_timeout(now);
             self.drain(now);
+            for i in 0..self.ifaces.slots.len() {
+                if let Some(r) = self.ifaces.slots[i].ring.handle_timeout(now) {
+                    self.start_resize(i, r, now);
+                }
+            }
+            self.complete_resizes(&mut batch, now);
             self.exec.out.write_ready(now);
         }
         self.shut_down();
@@ -297,22 +304,82 @@ impl Daemon {
 
     /// Hands a batch of frames from slot `i`, read at `now`, to the
     /// service. A capture that fails (the interface went away) is closed
-    /// and waited for.
+    /// and waited for; one falling behind is moved to a larger ring.
     fn read_slot(&mut self, i: usize, batch: &mut Vec<Knock>, now: Timestamp) {
+        let debug = self.settings.debug.then_some(TimeBase::Live);
         let Some(cap) = self.ifaces.slots[i].cap.as_mut() else {
             return;
         };
-        let link = cap.link();
-        let debug = self.settings.debug.then_some(TimeBase::Live);
-        batch.clear();
-        let result = cap.read_batch(|data, len| {
-            batch.extend(knock_of(link, data, len, now, debug));
-        });
+        let result = read_knocks(cap, batch, debug, now);
+        let dropped = match result {
+            Ok(n) if n > 0 => cap.new_drops(),
+            _ => 0,
+        };
         self.service.handle_knocks(batch, now);
         self.drain(now);
-        if let Err(e) = result {
-            self.ifaces.lose(i, &e.to_string(), &mut self.exec.out, now);
+        match result {
+            Err(e) => self.ifaces.lose(i, &e.to_string(), &mut self.exec.out, now),
+            Ok(n) => {
+                if let Some(r) = self.ifaces.slots[i].ring.observe(n, dropped, now) {
+                    self.start_resize(i, r, now);
+                }
+            }
         }
+    }
+
+    /// Starts moving slot `i`'s capture to the ring `resize` asks for.
+    fn start_resize(&mut self, i: usize, resize: Resize, now: Timestamp) {
+        let filter = self.service.filter().to_string();
+        if let Err(e) = self.ifaces.start_resize(i, resize, &filter, now) {
+            self.resize_failed(i, resize, &e, now);
+        }
+    }
+
+    /// Hands each slot whose new capture is ready over to it, reading what
+    /// the old ring still holds into the service first: no knock is lost,
+    /// seen twice or reordered by the move.
+    fn complete_resizes(&mut self, batch: &mut Vec<Knock>, now: Timestamp) {
+        while let Some((i, opening, resize)) = self.ifaces.take_opened(now) {
+            let filter = self.service.filter().to_string();
+            let mut old = match opening
+                .finish(&filter)
+                .and_then(|next| self.ifaces.hand_over(i, next))
+            {
+                Ok(old) => old,
+                Err(e) => {
+                    self.resize_failed(i, resize, &e, now);
+                    continue;
+                }
+            };
+            let debug = self.settings.debug.then_some(TimeBase::Live);
+            // Bounded: the old ring receives nothing any more.
+            while let Ok(n) = read_knocks(&mut old, batch, debug, now) {
+                self.service.handle_knocks(batch, now);
+                self.drain(now);
+                if n < BATCH {
+                    break;
+                }
+            }
+            self.ifaces.finish_resize(i, old);
+            let iface = self.ifaces.slots[i].name.clone();
+            self.exec
+                .out
+                .log(now, Notice::CaptureResized { iface, resize });
+            self.ifaces.slots[i].ring.resized(resize, true, now);
+        }
+    }
+
+    fn resize_failed(&mut self, i: usize, resize: Resize, e: &CaptureError, now: Timestamp) {
+        self.exec.out.log(
+            now,
+            Notice::CaptureNotResized {
+                iface: self.ifaces.slots[i].name.clone(),
+                bytes: resize.bytes,
+                error: e.to_string(),
+                retry: ring::RETRY,
+            },
+        );
+        self.ifaces.slots[i].ring.resized(resize, false, now);
     }
 
     /// Runs every pending stop command, waits (boundedly) for the commands
@@ -344,6 +411,21 @@ impl Daemon {
         self.exec.out.log(now, Notice::ShuttingDown);
         self.exec.out.flush_lookups();
     }
+}
+
+/// Reads up to a batch of frames from `cap` into `batch` as knocks
+/// stamped `now`; returns how many frames were read.
+fn read_knocks(
+    cap: &mut LiveCapture,
+    batch: &mut Vec<Knock>,
+    debug: Option<TimeBase>,
+    now: Timestamp,
+) -> Result<usize, CaptureError> {
+    let link = cap.link();
+    batch.clear();
+    cap.read_batch(|data, len| {
+        batch.extend(knock_of(link, data, len, now, debug));
+    })
 }
 
 /// How long poll may sleep to wake at `deadline` (never before it).

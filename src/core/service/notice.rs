@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::caps::Limit;
 use crate::core::config::{ConfigError, Warning};
 use crate::core::engine::{CommandKind, Event};
+use crate::core::ring::{Bytes, Resize, Why};
 
 /// One operator message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +167,16 @@ pub enum Notice {
     Addresses {
         interfaces: String,
         addrs: Vec<IpAddr>,
+    },
+    /// A capture moved to a ring of another size (no packet lost or seen
+    /// twice in the move).
+    CaptureResized { iface: String, resize: Resize },
+    /// A capture could not move to another ring; it keeps the one it has.
+    CaptureNotResized {
+        iface: String,
+        bytes: usize,
+        error: String,
+        retry: Duration,
     },
     /// Kernel counters of a capture, at shutdown.
     CaptureStats {
@@ -423,6 +434,40 @@ impl fmt::Display for Notice {
                 }
                 Ok(())
             }
+            Notice::CaptureResized { iface, resize } => {
+                let size = Bytes(resize.bytes);
+                match resize.why {
+                    Why::Rate(n, within) => write!(
+                        f,
+                        "{iface}: capture buffer grown to {size} ({n} packets in {} ms)",
+                        within.as_millis()
+                    ),
+                    Why::Backlog(n) => write!(
+                        f,
+                        "{iface}: capture buffer grown to {size} ({n} packets waiting)"
+                    ),
+                    Why::Dropped(n) => write!(
+                        f,
+                        "{iface}: capture buffer grown to {size} ({n} packets dropped by the kernel)"
+                    ),
+                    Why::Calm(d) => write!(
+                        f,
+                        "{iface}: capture buffer back to {size} (calm for {}s)",
+                        d.as_secs()
+                    ),
+                }
+            }
+            Notice::CaptureNotResized {
+                iface,
+                bytes,
+                error,
+                retry,
+            } => write!(
+                f,
+                "{iface}: cannot resize the capture buffer to {}: {error}; trying again in {}s",
+                Bytes(*bytes),
+                retry.as_secs()
+            ),
             Notice::CaptureStats {
                 iface,
                 received,
