@@ -17,6 +17,7 @@ pub mod fanout;
 pub mod fds;
 pub mod file_error;
 pub mod filter_check;
+pub mod footprint;
 pub mod frames;
 pub mod interfaces;
 pub mod journal;

@@ -191,6 +191,7 @@ impl Daemon {
     /// logs capture statistics and `shutting down`.
     pub fn run(mut self) -> Result<(), DaemonError> {
         let mut batch: Vec<Knock> = Vec::with_capacity(BATCH);
+        let mut started = false;
         // A failure still goes through the shutdown below: pending stops
         // run and `shutting down` is logged before the error is returned.
         let mut failure = None;
@@ -213,6 +214,12 @@ impl Daemon {
                 }
                 if let Some(fd) = self.exec.out.lookup_fd() {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
+                if !started {
+                    // Start-up is over, and this is its first wait: what
+                    // only start-up needed goes back to the system.
+                    started = true;
+                    super::footprint::release_startup_memory();
                 }
                 match nix::poll::poll(&mut fds, timeout) {
                     Ok(_) | Err(nix::Error::EINTR) => {}
