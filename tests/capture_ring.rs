@@ -142,7 +142,7 @@ fn a_flood_grows_the_capture_ring_and_a_knock_across_the_move_opens_once() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{stats}"));
     // Loopback shows each packet once where the kernel can leave out the
-    // sent copy (Linux 6.9 on), twice before.
+    // sent copy (recent kernels), twice on older ones.
     let sent = u64::from(FLOOD) + 3;
     assert!(received == sent || received == 2 * sent, "{stats}");
     assert!(stats.contains(" 0 dropped by the kernel"), "{stats}");

@@ -23,8 +23,8 @@ const MODE: u32 = libc::PACKET_FANOUT_CBPF;
 /// The kernel picks an id no other group in the namespace has, so a daemon
 /// never joins another program's group by accident.
 const UNIQUE_ID: u32 = libc::PACKET_FANOUT_FLAG_UNIQUEID;
-/// Packets the host sends are not handed to the group (Linux 6.9 and
-/// later).
+/// Packets the host sends are not handed to the group (recent kernels;
+/// older ones refuse the flag).
 const IGNORE_OUTGOING: u32 = libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
 /// `BPF_RET | BPF_K`: return a constant.
 const BPF_RET_K: u16 = 0x06;

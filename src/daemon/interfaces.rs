@@ -240,7 +240,7 @@ impl Interfaces {
 
     /// A capture opened to take over, once it is ready: its slot, the
     /// opening and its resize. Those still opening are looked at again
-    /// after [`OPENING_POLL`].
+    /// after a millisecond.
     pub fn take_opened(&mut self, now: Timestamp) -> Option<(usize, Opening, Resize)> {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             match slot.opening.take() {
