@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use knockd::core::config::{
-    parse_partial, parse_reader, parse_sequence, Config, ConfigError, Diagnostics,
-    SequenceSource, Warning, MAX_DOORS, MAX_SEQUENCE_LEN,
+    parse_partial, parse_reader, parse_sequence, Config, ConfigError, Diagnostics, SequenceSource,
+    Warning, MAX_DOORS, MAX_SEQUENCE_LEN,
 };
 use knockd::core::engine::{Action, CommandKind, Engine, Event, LocalAddrs};
 use knockd::core::knock::{Knock, Proto, TcpFlags, Timestamp};
+use knockd::core::rotate::{self, Rotation, Secret};
 
 use crate::is_one_clean_line;
 
@@ -63,7 +64,10 @@ pub fn check_bytes(data: &[u8]) {
         // Unless the parser gave up before reaching the end.
         assert!(
             diag.errors.len() >= 100
-                || diag.errors.iter().any(|e| e.message.starts_with("read error")),
+                || diag
+                    .errors
+                    .iter()
+                    .any(|e| e.message.starts_with("read error")),
             "an I/O error was not reported: {diag:#?}"
         );
     }
@@ -108,7 +112,11 @@ fn check_error(e: &ConfigError, lines: usize) {
     let s = e.to_string();
     assert!(is_one_clean_line(&s), "error is not one clean line: {s:?}");
     assert!(s.starts_with(FILE), "error does not name the file: {s:?}");
-    assert!(s.len() <= MAX_LINE_BYTES, "error line too long: {} bytes", s.len());
+    assert!(
+        s.len() <= MAX_LINE_BYTES,
+        "error line too long: {} bytes",
+        s.len()
+    );
     if let Some(n) = e.line {
         assert!((1..=lines).contains(&n), "error line {n} of {lines}: {s:?}");
     }
@@ -116,12 +124,25 @@ fn check_error(e: &ConfigError, lines: usize) {
 
 fn check_warning(w: &Warning, lines: usize) {
     let s = w.to_string();
-    assert!(is_one_clean_line(&s), "warning is not one clean line: {s:?}");
+    assert!(
+        is_one_clean_line(&s),
+        "warning is not one clean line: {s:?}"
+    );
     let place = s.strip_prefix("warning: ").expect("warning prefix");
-    assert!(place.starts_with(FILE), "warning does not name the file: {s:?}");
-    assert!(s.len() <= MAX_LINE_BYTES, "warning line too long: {} bytes", s.len());
+    assert!(
+        place.starts_with(FILE),
+        "warning does not name the file: {s:?}"
+    );
+    assert!(
+        s.len() <= MAX_LINE_BYTES,
+        "warning line too long: {} bytes",
+        s.len()
+    );
     if let Some(n) = w.line {
-        assert!((1..=lines).contains(&n), "warning line {n} of {lines}: {s:?}");
+        assert!(
+            (1..=lines).contains(&n),
+            "warning line {n} of {lines}: {s:?}"
+        );
     }
 }
 
@@ -142,7 +163,10 @@ fn check_config(config: &Config) {
         assert_eq!(f.set.0 & f.clear.0, 0, "flag both required and forbidden");
         assert_eq!((f.set.0 | f.clear.0) & !0x3f, 0);
         let summary = door.summary();
-        assert!(!summary.contains('\n'), "summary is not one line: {summary:?}");
+        assert!(
+            !summary.contains('\n'),
+            "summary is not one line: {summary:?}"
+        );
         match &door.sequence {
             SequenceSource::Fixed(seq) => {
                 assert!((1..=MAX_SEQUENCE_LEN).contains(&seq.len()));
@@ -152,6 +176,9 @@ fn check_config(config: &Config) {
             }
             SequenceSource::OneTime { current, .. } => {
                 assert!(current.is_none(), "the parser resolved a one-time file");
+            }
+            SequenceSource::Rotating { secret, rotation } => {
+                check_rotation(&door.name, secret.secret(), rotation);
             }
         }
     }
@@ -202,8 +229,49 @@ fn check_config(config: &Config) {
         }
         assert!(opened, "door [{}] did not open for {seq}", door.name);
         if door.start_command_for(false).is_some() {
-            assert!(started, "door [{}] opened without its start command", door.name);
+            assert!(
+                started,
+                "door [{}] opened without its start command",
+                door.name
+            );
         }
+    }
+}
+
+/// A rotating door as parsed: a valid rotation, and (with the secret at
+/// hand) sequences as the derivation specifies them: `Sequence_Length`
+/// distinct ports of the range, with the protocols given.
+fn check_rotation(door: &str, secret: Option<&Secret>, r: &Rotation) {
+    assert_eq!(
+        r.validate(),
+        Ok(()),
+        "the parser let an invalid rotation through"
+    );
+    let Some(secret) = secret else {
+        return;
+    };
+    for counter in [0, 1, r.counter(1_700_000_000), u64::MAX] {
+        let seq = rotate::sequence(secret, door, r, counter);
+        assert_eq!(seq.len(), usize::from(r.length), "rotating sequence length");
+        for (k, s) in seq.steps().iter().enumerate() {
+            assert!(
+                (r.first..=r.last).contains(&s.port),
+                "port {} out of range",
+                s.port
+            );
+            let proto = r.protocols.get(k).unwrap_or(&r.protocols[0]);
+            assert_eq!(s.proto, *proto, "protocol of step {k}");
+            assert!(
+                seq.steps()[..k].iter().all(|o| o.port != s.port),
+                "port {} twice in {seq}",
+                s.port
+            );
+        }
+        assert_eq!(
+            rotate::sequence(secret, door, r, counter),
+            seq,
+            "not deterministic"
+        );
     }
 }
 
@@ -262,17 +330,60 @@ const KEYS: &[&str] = &[
     "MaxAttempts",
     "StateFile",
     "LogRate",
+    "MaxLogLines",
+    "MaxCommands",
+    "MaxOpensPerMinute",
+    "MaxPendingStops",
+    "Sequence_Secret",
+    "Sequence_Secret_File",
+    "Sequence_Length",
+    "Sequence_Ports",
+    "Sequence_Protocols",
+    "Sequence_Period",
+    "Sequence_Skew",
 ];
 
 const FLAGS: &[&str] = &["syn", "ack", "fin", "rst", "psh", "urg", "SYN", "ecn", ""];
 const PROTOS: &[&str] = &["", ":tcp", ":udp", ":UDP", ": tcp", ":icmp", ":"];
 const PORTS: &[&str] = &[
-    "7000", "7001", "8000", "9000", "1", "65535", "0", "65536", "+22", "-1", "", " 7000 ",
-    "99999999999999999999", "7e3", "0x1b",
+    "7000",
+    "7001",
+    "8000",
+    "9000",
+    "1",
+    "65535",
+    "0",
+    "65536",
+    "+22",
+    "-1",
+    "",
+    " 7000 ",
+    "99999999999999999999",
+    "7e3",
+    "0x1b",
 ];
 const NUMBERS: &[&str] = &[
-    "0", "1", "5", "10", "0.5", ".5", "5.", "1.2.3", "1000000000", "1000000001", "1e3", "-1",
-    "64", "16777216", "16777217", "1000000", "1000001", "4294967296", "NaN", "inf", " 3",
+    "0",
+    "1",
+    "5",
+    "10",
+    "0.5",
+    ".5",
+    "5.",
+    "1.2.3",
+    "1000000000",
+    "1000000001",
+    "1e3",
+    "-1",
+    "64",
+    "16777216",
+    "16777217",
+    "1000000",
+    "1000001",
+    "4294967296",
+    "NaN",
+    "inf",
+    " 3",
 ];
 const IPS: &[&str] = &[
     "192.0.2.1",
@@ -284,8 +395,23 @@ const IPS: &[&str] = &[
     "localhost",
 ];
 const WORDS: &[&str] = &[
-    "yes", "no", "true", "off", "1", "0", "maybe", "extend", "stack", "Stack", "eth0",
-    "eth0, wlan0", "eth0,,wlan0", ",", "/var/log/knockd.log", "/tmp/otp", "%IP%",
+    "yes",
+    "no",
+    "true",
+    "off",
+    "1",
+    "0",
+    "maybe",
+    "extend",
+    "stack",
+    "Stack",
+    "eth0",
+    "eth0, wlan0",
+    "eth0,,wlan0",
+    ",",
+    "/var/log/knockd.log",
+    "/tmp/otp",
+    "%IP%",
 ];
 const NAMES: &[&str] = &["openSSH", "closeSSH", "options", "OPTIONS", "door", "d"];
 
@@ -306,6 +432,21 @@ enum ShapedLine {
     Comment(String),
     Blank,
     Raw(String),
+    /// A whole rotating door, valid but for what its numbers say.
+    RotatingDoor(RotatingDoor),
+}
+
+#[derive(Debug, Arbitrary)]
+struct RotatingDoor {
+    name: u8,
+    secret_len: u8,
+    fill: u8,
+    first: u16,
+    span: u8,
+    length: u8,
+    protocols: Vec<bool>,
+    period: Option<u32>,
+    skew: Option<u8>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -329,6 +470,13 @@ enum Value {
     Flags(Vec<(bool, u8)>),
     Ip(u8),
     Word(u8),
+    /// Base32 of `len % 70` bytes (a secret needs 16 to 64).
+    Secret {
+        len: u8,
+        fill: u8,
+    },
+    /// `FIRST-LAST`.
+    Range(u16, u16),
     Command(String),
     Empty,
     Raw(String),
@@ -376,6 +524,34 @@ impl Shaped {
                 ShapedLine::Comment(c) => out.push_str(&format!("# {c}")),
                 ShapedLine::Blank => {}
                 ShapedLine::Raw(r) => out.push_str(r),
+                ShapedLine::RotatingDoor(r) => {
+                    let bytes: Vec<u8> = (0..16 + usize::from(r.secret_len % 50))
+                        .map(|i| r.fill.wrapping_mul(i as u8 | 1))
+                        .collect();
+                    let first = 1 + r.first % 65000;
+                    out.push_str(&format!("[{}]\n", pick(NAMES, r.name)));
+                    out.push_str(&format!("Sequence_Secret = {}\n", base32(&bytes)));
+                    out.push_str(&format!(
+                        "Sequence_Ports = {first}-{}\n",
+                        first + u16::from(r.span)
+                    ));
+                    out.push_str(&format!("Sequence_Length = {}\n", 1 + r.length % 33));
+                    if !r.protocols.is_empty() {
+                        let p: Vec<&str> = r
+                            .protocols
+                            .iter()
+                            .map(|&u| if u { "udp" } else { "tcp" })
+                            .collect();
+                        out.push_str(&format!("Sequence_Protocols = {}\n", p.join(",")));
+                    }
+                    if let Some(p) = r.period {
+                        out.push_str(&format!("Sequence_Period = {}\n", p % 90_000));
+                    }
+                    if let Some(k) = r.skew {
+                        out.push_str(&format!("Sequence_Skew = {}\n", k % 5));
+                    }
+                    out.push_str("Start_Command = open %IP%");
+                }
             }
             out.push('\n');
         }
@@ -402,17 +578,51 @@ fn render_value(v: &Value, out: &mut String) {
         }
         Value::Ip(i) => out.push_str(pick(IPS, *i)),
         Value::Word(i) => out.push_str(pick(WORDS, *i)),
+        Value::Secret { len, fill } => {
+            let bytes: Vec<u8> = (0..*len % 70).map(|i| fill.wrapping_mul(i)).collect();
+            // Lower case and '=' padding are accepted too.
+            let text = base32(&bytes);
+            out.push_str(&if fill & 1 == 1 {
+                text.to_ascii_lowercase()
+            } else {
+                text
+            });
+        }
+        Value::Range(a, b) => out.push_str(&format!("{}-{}", 7000 + a % 64, 7000 + b % 64)),
         Value::Command(c) => out.push_str(&format!("/sbin/iptables -A INPUT -s %IP% {c}")),
         Value::Empty => {}
         Value::Raw(r) => out.push_str(r),
     }
 }
 
+/// RFC 4648 base32 with padding.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    for chunk in bytes.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let v = buf.iter().fold(0u64, |v, &b| v << 8 | u64::from(b));
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < chars {
+                out.push(ALPHABET[(v >> (35 - 5 * i) & 31) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The shaped target: a structure of real directives rendered as text.
 pub fn check_shaped(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(shaped) = Shaped::arbitrary_take_rest(&mut u) else {
+    let u = Unstructured::new(data);
+    let Ok(shaped) = Shaped::arbitrary_take_rest(u) else {
         return;
     };
+    if crate::debug() {
+        eprintln!("{}", shaped.render());
+    }
     check_text(shaped.render().as_bytes());
 }

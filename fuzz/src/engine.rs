@@ -15,12 +15,15 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use knockd::core::config::{
-    Config, Door, FlagRule, OneTimeLine, Options, Reopen, Sequence, SequenceSource, Step,
+    Config, Door, FlagRule, OneTimeLine, Options, Reopen, SecretSource, Sequence, SequenceSource,
+    Step,
 };
 use knockd::core::engine::{
-    Action, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, PendingStop,
+    Action, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, PendingStop, Variant,
+    MAX_VARIANTS,
 };
 use knockd::core::knock::{Knock, Proto, TcpFlags, Timestamp};
+use knockd::core::rotate::{Rotation, Secret};
 
 const MS: u64 = 1_000_000;
 
@@ -76,11 +79,22 @@ fn sequence(steps: &[GenStep]) -> Sequence {
 }
 
 #[derive(Debug, Arbitrary)]
+enum Kind {
+    Fixed,
+    /// A one-time door, resolved (its sequence live) or exhausted.
+    OneTime {
+        exhausted: bool,
+    },
+    /// A rotating door: no sequence until `SetVariants`.
+    Rotating,
+}
+
+#[derive(Debug, Arbitrary)]
 struct GenDoor {
     /// Four names for up to four doors: names repeat sometimes.
     name: u8,
     steps: Vec<GenStep>,
-    one_time: Option<bool>,
+    kind: Kind,
     seq_timeout_ms: u16,
     cmd_timeout_ms: u16,
     /// Bit 0: start, 1: stop, 2: start_6 set, 3: start_6 empty,
@@ -89,6 +103,10 @@ struct GenDoor {
     flags_set: u8,
     flags_clear: u8,
     target: Option<u8>,
+    /// Bit 0: Allow 203.0.113.0/31, 1: Allow 2001:db8::/127, 2: Deny
+    /// 203.0.113.2/32, 3: Deny ::/0 (the sources of `source`).
+    acl: u8,
+    cooldown_ms: Option<u16>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -103,17 +121,33 @@ impl GenConfig {
         for g in self.doors.iter().take(4) {
             let seq = sequence(&g.steps);
             let mut d = Door::new(format!("d{}", g.name % 4), seq.clone());
-            if let Some(disabled) = g.one_time {
-                d.sequence = SequenceSource::OneTime {
-                    path: PathBuf::from("/etc/knockd/otp"),
-                    directive_line: 3,
-                    directive_key: "One_Time_Sequences".into(),
-                    current: (!disabled).then_some(OneTimeLine {
-                        sequence: seq,
-                        line: 1,
-                        offset: 0,
-                    }),
-                };
+            match g.kind {
+                Kind::Fixed => {}
+                Kind::OneTime { exhausted } => {
+                    d.sequence = SequenceSource::OneTime {
+                        path: PathBuf::from("/etc/knockd/otp"),
+                        directive_line: 3,
+                        directive_key: "One_Time_Sequences".into(),
+                        current: (!exhausted).then_some(OneTimeLine {
+                            sequence: seq,
+                            line: 1,
+                            offset: 0,
+                        }),
+                    };
+                }
+                Kind::Rotating => {
+                    d.sequence = SequenceSource::Rotating {
+                        secret: SecretSource::Inline(Secret::new(vec![7; 16]).unwrap()),
+                        rotation: Rotation {
+                            length: seq.len() as u8,
+                            first: 7000,
+                            last: 7005,
+                            protocols: vec![Proto::Tcp],
+                            period: 30,
+                            skew: 1,
+                        },
+                    };
+                }
             }
             d.seq_timeout = Duration::from_millis(u64::from(g.seq_timeout_ms));
             d.cmd_timeout = Duration::from_millis(u64::from(g.cmd_timeout_ms));
@@ -144,6 +178,23 @@ impl GenConfig {
                 clear: TcpFlags(g.flags_clear & 0x3f & !set),
             };
             d.target = g.target.map(dest);
+            let ranges = [
+                (1, true, "203.0.113.0/31"),
+                (2, true, "2001:db8::/127"),
+                (4, false, "203.0.113.2/32"),
+                (8, false, "::/0"),
+            ];
+            for (bit, allow, text) in ranges {
+                if g.acl & bit != 0 {
+                    let Ok(cidr) = text.parse() else { continue };
+                    if allow {
+                        d.allow.push(cidr);
+                    } else {
+                        d.deny.push(cidr);
+                    }
+                }
+            }
+            d.cooldown = g.cooldown_ms.map(|ms| Duration::from_millis(u64::from(ms)));
             doors.push(d);
         }
         if doors.is_empty() {
@@ -177,22 +228,40 @@ struct GenKnock {
 enum Op {
     Knock(GenKnock),
     Knocks(Vec<GenKnock>),
-    Timeout { dt_ms: u32 },
+    Timeout {
+        dt_ms: u32,
+    },
     /// Time jumps to near the end of `Timestamp`, where deadlines saturate.
-    Jump { before_end_s: u8 },
-    CloseAll { dt_ms: u16 },
+    Jump {
+        before_end_s: u8,
+    },
+    CloseAll {
+        dt_ms: u16,
+    },
     Reload(GenConfig),
     /// The start command of one of the openings so far failed.
     StartFailed(u8),
     /// One of the openings so far is cancelled before its start ran.
     CancelOpen(u8),
     /// A stop that ran (the system refused to start it) is scheduled again.
-    Reschedule { which: u8, dt_ms: u16 },
+    Reschedule {
+        which: u8,
+        dt_ms: u16,
+    },
     /// A stop journaled by an earlier run is restored.
-    Restore { name: u8, src: u8, dt_ms: u16 },
+    Restore {
+        name: u8,
+        src: u8,
+        dt_ms: u16,
+    },
     SetSequence {
         door: u8,
         steps: Option<Vec<GenStep>>,
+    },
+    /// The accepted sequences of a door (a rotating door's periods).
+    SetVariants {
+        door: u8,
+        variants: Vec<(u8, Vec<GenStep>, bool)>,
     },
     SetLocal(Option<u8>),
 }
@@ -331,7 +400,8 @@ impl Harness {
                         );
                     }
                 }
-                let remap = |d: Option<DoorId>| d.and_then(|d| map.get(d.0 as usize).copied().flatten());
+                let remap =
+                    |d: Option<DoorId>| d.and_then(|d| map.get(d.0 as usize).copied().flatten());
                 for (door, _, _) in &mut self.starts {
                     *door = remap(*door);
                 }
@@ -388,11 +458,15 @@ impl Harness {
                     .batch
                     .restore_stop(name.as_str().into(), src, command.clone(), due);
                 assert_eq!(
-                    self.single.restore_stop(name.as_str().into(), src, command, due),
+                    self.single
+                        .restore_stop(name.as_str().into(), src, command, due),
                     open
                 );
                 let prev = self.expected_stops.insert(open, Open { name, src });
-                assert!(prev.is_none(), "restored stop got opening id {open:?} in use");
+                assert!(
+                    prev.is_none(),
+                    "restored stop got opening id {open:?} in use"
+                );
                 self.starts.push((None, src, open));
             }
             Op::SetSequence { door, steps } => {
@@ -400,6 +474,21 @@ impl Harness {
                 let seq = steps.as_deref().map(sequence);
                 self.batch.set_sequence(door, seq.clone());
                 self.single.set_sequence(door, seq);
+            }
+            Op::SetVariants { door, variants } => {
+                let door = DoorId(u16::from(*door) % self.config.doors.len() as u16);
+                let variants: Vec<Variant> = variants
+                    .iter()
+                    .map(|(label, steps, used)| Variant {
+                        label: u64::from(*label % 4),
+                        sequence: sequence(steps),
+                        used: *used,
+                    })
+                    .collect();
+                self.batch.set_variants(door, variants.clone());
+                self.single.set_variants(door, variants.clone());
+                let kept = &variants[..variants.len().min(MAX_VARIANTS)];
+                assert_eq!(self.batch.variants(door), kept, "variants not as set");
             }
             Op::SetLocal(mask) => {
                 self.batch.set_local_addrs(local_addrs(*mask));
@@ -421,13 +510,22 @@ impl Harness {
             single.push(a);
         }
         assert_eq!(actions, single, "handle_knocks and handle_knock disagree");
-        let live: Vec<Option<Sequence>> = self
+        let live: Vec<Vec<Sequence>> = self
             .batch
             .doors()
-            .map(|(_, _, seq)| seq.cloned())
+            .map(|(_, _, vs)| vs.iter().map(|v| v.sequence.clone()).collect())
             .collect();
+        let mut opened: Option<(DoorId, IpAddr)> = None;
         for a in actions {
+            let previous = opened.take();
             match a {
+                Action::Opened { door, src } => {
+                    assert!(
+                        (door.0 as usize) < self.config.doors.len(),
+                        "opened {door:?}"
+                    );
+                    opened = Some((door, src));
+                }
                 Action::Run(c) => match c.kind {
                     CommandKind::Start => {
                         let open = c.open;
@@ -460,7 +558,10 @@ impl Harness {
                     CommandKind::Stop => {
                         let open = c.open;
                         let Some(o) = self.expected_stops.remove(&open) else {
-                            panic!("stop for {open:?} ({} {}) that is not pending", c.name, c.src);
+                            panic!(
+                                "stop for {open:?} ({} {}) that is not pending",
+                                c.name, c.src
+                            );
                         };
                         assert_eq!(o.name, *c.name, "stop of another door name");
                         assert_eq!(o.src, c.src, "stop for another source");
@@ -481,16 +582,30 @@ impl Harness {
                     }
                 },
                 Action::Log(Event::OpenSesame { src, door }) => {
-                    // Only a knock from `src` on the last step of a door of
-                    // that name opens it.
+                    // Announced by `Opened` of that door and source.
+                    let (id, from) = previous.expect("OPEN SESAME without Opened before it");
+                    assert_eq!(from, src, "Opened and OPEN SESAME of other sources");
+                    assert_eq!(*self.config.doors[id.0 as usize].name, *door);
+                    // Allow/Deny: a source the door does not admit never
+                    // opens it.
+                    let d = &self.config.doors[id.0 as usize];
+                    assert!(
+                        !d.deny.iter().any(|c| c.contains(src))
+                            && (d.allow.is_empty() || d.allow.iter().any(|c| c.contains(src))),
+                        "{door} opened for {src}, outside its Allow/Deny"
+                    );
+                    // Only a knock from `src` on the last step of one of
+                    // the sequences of a door of that name opens it (a
+                    // one-time door has none left once used).
                     let ok = knocks.iter().any(|k| {
                         k.src == src
-                            && self.config.doors.iter().zip(&live).any(|(d, seq)| {
+                            && self.config.doors.iter().zip(&live).any(|(d, seqs)| {
                                 *d.name == *door
-                                    && seq.as_ref().is_none_or(|s| {
-                                        let last = s.steps()[s.len() - 1];
-                                        last.port == k.dst_port && last.proto == k.proto
-                                    })
+                                    && (seqs.is_empty()
+                                        || seqs.iter().any(|s| {
+                                            let last = s.steps()[s.len() - 1];
+                                            last.port == k.dst_port && last.proto == k.proto
+                                        }))
                             })
                     });
                     assert!(ok, "{door} opened for {src} without its last step");
@@ -514,7 +629,10 @@ impl Harness {
                         "OneTimeUsed for fixed door {}",
                         d.name
                     );
-                    assert!(live[door.0 as usize].is_none(), "used one-time door still live");
+                    assert!(
+                        live[door.0 as usize].is_empty(),
+                        "used one-time door still live"
+                    );
                 }
                 Action::StopScheduled(stop) => {
                     // Scheduled for an opening in this op (its start came
@@ -526,6 +644,9 @@ impl Harness {
                     assert_eq!((o.name.as_str(), o.src), (&*stop.name, stop.src));
                 }
                 Action::Log(_) => {}
+                // Actions added since this harness was written.
+                #[allow(unreachable_patterns)]
+                _ => {}
             }
         }
     }
@@ -547,10 +668,16 @@ impl Harness {
             );
             let mut per_door: HashMap<DoorId, usize> = HashMap::new();
             for s in e.pending_stops() {
-                let o = self.expected_stops.get(&s.open).expect("unexpected pending stop");
+                let o = self
+                    .expected_stops
+                    .get(&s.open)
+                    .expect("unexpected pending stop");
                 assert_eq!((o.name.as_str(), o.src), (&*s.name, s.src));
                 if let Some(d) = s.door {
-                    assert!((d.0 as usize) < self.config.doors.len(), "stop of door {d:?}");
+                    assert!(
+                        (d.0 as usize) < self.config.doors.len(),
+                        "stop of door {d:?}"
+                    );
                     *per_door.entry(d).or_default() += 1;
                 }
             }
@@ -564,7 +691,11 @@ impl Harness {
             }
             if timeout {
                 if let Some(at) = e.poll_timeout() {
-                    assert!(at > self.now, "due at {at}, after handle_timeout({})", self.now);
+                    assert!(
+                        at > self.now,
+                        "due at {at}, after handle_timeout({})",
+                        self.now
+                    );
                 }
             }
             if closing {
@@ -577,10 +708,13 @@ impl Harness {
 }
 
 pub fn check(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(input) = Input::arbitrary_take_rest(&mut u) else {
+    let u = Unstructured::new(data);
+    let Ok(input) = Input::arbitrary_take_rest(u) else {
         return;
     };
+    if crate::debug() {
+        eprintln!("{input:#?}");
+    }
     let mut h = Harness::new(input.config.build(), local_addrs(input.local));
     for op in input.ops.iter().take(256) {
         h.run(op);
@@ -592,5 +726,9 @@ pub fn check(data: &[u8]) {
     h.single.close_all(h.now);
     h.drain(&[], &HashMap::new(), true);
     h.check_state(false, true);
-    assert!(h.expected_stops.is_empty(), "stops never ran: {:?}", h.expected_stops);
+    assert!(
+        h.expected_stops.is_empty(),
+        "stops never ran: {:?}",
+        h.expected_stops
+    );
 }

@@ -16,3 +16,31 @@ pub mod wire;
 pub fn is_one_clean_line(s: &str) -> bool {
     !s.chars().any(char::is_control)
 }
+
+/// Whether the known finding `name` is to be passed over, so a target can
+/// keep fuzzing for other bugs until it is fixed: `KNOCKD_FUZZ_KNOWN` is a
+/// comma-separated list of such names (see `doc/fuzzing.md`). Unset, every
+/// invariant is checked.
+pub fn known(name: &str) -> bool {
+    use std::sync::OnceLock;
+    static KNOWN: OnceLock<Vec<String>> = OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            std::env::var("KNOCKD_FUZZ_KNOWN")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .iter()
+        .any(|k| k == name)
+}
+
+/// Whether `KNOCKD_FUZZ_DEBUG` is set: structured targets then print the
+/// input they decoded (run one artifact to see what it stands for).
+pub fn debug() -> bool {
+    use std::sync::OnceLock;
+    static DEBUG: OnceLock<bool> = OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("KNOCKD_FUZZ_DEBUG").is_some())
+}

@@ -58,7 +58,10 @@ pub fn check(data: &[u8]) {
             LineKind::Blank | LineKind::Used => {}
         }
     }
-    assert_eq!(live, expected, "first_live is not the first valid unskipped line");
+    assert_eq!(
+        live, expected,
+        "first_live is not the first valid unskipped line"
+    );
     assert_eq!(
         warnings.iter().map(|w| w.line).collect::<Vec<_>>(),
         expected_warnings.into_iter().map(Some).collect::<Vec<_>>(),
@@ -66,7 +69,10 @@ pub fn check(data: &[u8]) {
     );
     for w in &warnings {
         let s = w.to_string();
-        assert!(is_one_clean_line(&s), "warning is not one clean line: {s:?}");
+        assert!(
+            is_one_clean_line(&s),
+            "warning is not one clean line: {s:?}"
+        );
         assert!(
             s.starts_with(&format!("warning: {PATH}:")),
             "warning does not name the file and line: {s:?}"
@@ -76,7 +82,11 @@ pub fn check(data: &[u8]) {
     // The live line is found where it was recorded, and marking it uses
     // exactly that line up.
     if let Some(l) = &live {
-        assert_eq!(locate_used(text, l), Some(l.offset), "live line not found at its offset");
+        assert_eq!(
+            locate_used(text, l),
+            Some(l.offset),
+            "live line not found at its offset"
+        );
         check_located(text, &l.sequence, Some(l.offset));
     }
 
@@ -107,17 +117,25 @@ fn check_lines(text: &[u8], all: &[Line]) {
     let mut at = 0u64;
     for (i, line) in all.iter().enumerate() {
         assert_eq!(line.number, i + 1);
-        assert_eq!(line.offset, at, "line {} does not start where the last ended", i + 1);
+        assert_eq!(
+            line.offset,
+            at,
+            "line {} does not start where the last ended",
+            i + 1
+        );
         let rest = &text[at as usize..];
-        let len = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |p| p + 1);
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
         at += len as u64;
     }
     assert_eq!(at as usize, text.len(), "lines do not cover the text");
 }
 
-/// Where `locate_used` points must be the start of an unused line holding
-/// `seq`, and writing `#` there must use that line up; `None` only when no
-/// unused line holds it.
+/// Where `locate_used` points must lie in an unused line holding `seq`
+/// (its first byte, or a blank before the digits), and writing `#` there
+/// must use exactly that line up; `None` only when no unused line holds it.
 fn check_located(text: &[u8], seq: &Sequence, found: Option<u64>) {
     let holders = |t: &[u8]| {
         lines(t)
@@ -127,17 +145,33 @@ fn check_located(text: &[u8], seq: &Sequence, found: Option<u64>) {
     };
     let before = holders(text);
     let Some(o) = found else {
-        assert!(before.is_empty(), "a line holds the sequence but none was located");
+        assert!(
+            before.is_empty(),
+            "a line holds the sequence but none was located"
+        );
         return;
     };
     assert!((o as usize) < text.len(), "located offset {o} past the end");
+    let line = lines(text)
+        .take_while(|l| l.offset <= o)
+        .last()
+        .expect("a line at the offset");
     assert!(
-        before.contains(&o),
-        "offset {o} is not the start of a line holding {seq} (lines holding it start at {before:?})"
+        before.contains(&line.offset),
+        "offset {o} is in line {} ({:?}), which does not hold {seq}; lines holding it start at {before:?}",
+        line.number,
+        line.kind,
     );
     let mut marked = text.to_vec();
     marked[o as usize] = b'#';
     let after = holders(&marked);
-    assert_eq!(after.len() + 1, before.len(), "marking used up other lines too");
-    assert!(!after.contains(&o), "marked line still holds the sequence");
+    assert_eq!(
+        after.len() + 1,
+        before.len(),
+        "marking used up other lines too"
+    );
+    assert!(
+        !after.contains(&line.offset),
+        "marked line still holds the sequence"
+    );
 }

@@ -66,7 +66,11 @@ pub fn check(data: &[u8]) {
             assert!(is_one_clean_line(&s) && !s.is_empty(), "{s:?}");
         }
     }
-    assert_eq!(parse(link, frame, wire_len, at), result, "not deterministic");
+    assert_eq!(
+        parse(link, frame, wire_len, at),
+        result,
+        "not deterministic"
+    );
 }
 
 fn check_packet(link: LinkType, frame: &[u8], wire_len: u32, at: Timestamp, p: &Packet) {
@@ -93,7 +97,11 @@ fn check_packet(link: LinkType, frame: &[u8], wire_len: u32, at: Timestamp, p: &
     // on their own (DLT_RAW).
     if let Some(ip) = ip_bytes(link, frame) {
         let raw = parse(LinkType::RawIp, ip, wire_len, at);
-        assert_eq!(raw.as_ref(), Ok(p), "link {link} decodes otherwise than its IP bytes");
+        assert_eq!(
+            raw.as_ref(),
+            Ok(p),
+            "link {link} decodes otherwise than its IP bytes"
+        );
     } else {
         panic!("{link} frame parsed but its IP bytes cannot be found");
     }

@@ -129,6 +129,9 @@ pub fn locate_used(text: &[u8], used: &OneTimeLine) -> Option<u64> {
     let at_offset = usize::try_from(used.offset)
         .ok()
         .filter(|&o| o < text.len())
+        // Only where a line starts: after an edit the old offset may fall
+        // inside another line, whose `#` would then mark the wrong one.
+        .filter(|&o| o == 0 || text[o - 1] == b'\n')
         .and_then(|o| lines(&text[o..]).next())
         .filter(|l| holds(l));
     if at_offset.is_some() {
@@ -140,6 +143,26 @@ pub fn locate_used(text: &[u8], used: &OneTimeLine) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `onetime` fuzz target: a recorded offset that falls
+    /// inside another line after an edit must not be taken, or `#` lands
+    /// mid-line and the used sequence stays live.
+    #[test]
+    fn a_stale_offset_inside_a_line_is_not_used() {
+        let seq = |s: &str| crate::core::config::parse_sequence(s).unwrap();
+        let used = OneTimeLine {
+            sequence: seq("2222"),
+            line: 2,
+            offset: 6,
+        };
+        assert_eq!(locate_used(b"#111\n12222\n2222\n", &used), Some(11));
+        let used = OneTimeLine {
+            sequence: seq("2"),
+            line: 2,
+            offset: 1,
+        };
+        assert_eq!(locate_used(b"12\n2\n", &used), Some(3));
+    }
 
     fn live(text: &str) -> (Option<OneTimeLine>, Vec<Warning>) {
         let mut warnings = Vec::new();

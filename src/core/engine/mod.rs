@@ -601,8 +601,17 @@ impl Engine {
                     // The step just matched, again: a retransmitted SYN.
                     tracing::trace!(src = %k.src, door = %door.name, stage, "repeat ignored");
                 } else if let Some(v) = starts {
-                    self.attempts.restart(id, now, v);
-                    self.actions.push_back(stage_event(1));
+                    // Another sequence of the door starts here; one of a
+                    // single step is complete at once (an attempt is only
+                    // kept for sequences with more to come).
+                    if door.live[v as usize].sequence.len() == 1 {
+                        self.attempts.remove(id);
+                        self.actions.push_back(stage_event(1));
+                        self.complete(d, v, k, now);
+                    } else {
+                        self.attempts.restart(id, now, v);
+                        self.actions.push_back(stage_event(1));
+                    }
                 } else {
                     tracing::debug!(src = %k.src, door = %door.name, stage, "attempt broken");
                     self.attempts.remove(id);
@@ -884,3 +893,6 @@ fn door_map(old: &[DoorState], new: &[DoorState]) -> Vec<Option<DoorId>> {
         .map(|d| by_name.get_mut(&*d.name).and_then(VecDeque::pop_front))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
