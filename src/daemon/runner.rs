@@ -34,7 +34,7 @@ impl Runner {
             // must not kill a firewall command half way.
             .process_group(0);
         // A command sees stdin, stdout and stderr, nothing else.
-        let _fds = super::fds::confine(&mut sh).map_err(|e| io_reason(&e))?;
+        let _fds = super::fds::confine().map_err(|e| io_reason(&e))?;
         let child = sh.spawn().map_err(|e| io_reason(&e))?;
         self.children.insert(id, child);
         Ok(())
