@@ -346,6 +346,17 @@ impl Parser<'_> {
         }
         // A missing sequence here means its own line already had an error.
         if let Some(seq) = b.sequence.take() {
+            if b.door.seq_timeout.is_zero() && can_take_several_knocks(&seq) {
+                self.warn(
+                    b.door.line,
+                    format!(
+                        "door [{}]: Seq_Timeout = 0 leaves no time between knocks, so a \
+                         sequence of more than one port can never complete (knockd 0.8 \
+                         allowed the rest of the current second)",
+                        b.door.name
+                    ),
+                );
+            }
             b.door.sequence = seq;
             self.doors.push(b.door);
         }
@@ -623,6 +634,16 @@ impl Parser<'_> {
                 );
             }
         }
+    }
+}
+
+/// Whether a door's sequence may be longer than one knock (a one-time
+/// file's lines are only read later, so they may).
+fn can_take_several_knocks(seq: &SequenceSource) -> bool {
+    match seq {
+        SequenceSource::Fixed(s) => s.len() > 1,
+        SequenceSource::OneTime { .. } => true,
+        SequenceSource::Rotating { rotation, .. } => rotation.length > 1,
     }
 }
 

@@ -346,6 +346,22 @@ fn seq_timeout_and_its_alias() {
 }
 
 #[test]
+fn zero_seq_timeout_warns_only_where_a_knock_needs_several_ports() {
+    let warning = "warning: k.conf:1: door [d]: Seq_Timeout = 0 leaves no time between \
+                   knocks, so a sequence of more than one port can never complete \
+                   (knockd 0.8 allowed the rest of the current second)";
+    let (_, w) = parse_ok("[d]\nsequence = 1,2\nseq_timeout = 0\n");
+    assert_eq!(w, [warning]);
+    let (_, w) = parse_ok("[d]\none_time_sequences = /etc/k.seq\nseq_timeout = 0\n");
+    assert_eq!(w, [warning]);
+    // One port: the knock is complete at once, so 0 is fine.
+    let (_, w) = parse_ok("[d]\nsequence = 1\nseq_timeout = 0\n");
+    assert_eq!(w, Vec::<String>::new());
+    let (_, w) = parse_ok("[d]\nsequence = 1,2\nseq_timeout = 0.1\n");
+    assert_eq!(w, Vec::<String>::new());
+}
+
+#[test]
 fn cmd_timeout() {
     assert_eq!(
         door_with("Cmd_Timeout = 30").cmd_timeout,
