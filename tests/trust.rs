@@ -3,7 +3,7 @@
 //! cannot steer root.
 //!
 //! Each test pins a case an earlier build got wrong (run them against it
-//! with `KNOCKD_BIN=/path/to/old/knockd`). Like tests/lifecycle.rs they
+//! with `KNOCKD_BIN=/path/to/old/knockd`). Like tests/lifecycle/ they
 //! need root and are `#[ignore]`d; on `lo` each test has its own door ports
 //! (76xx) and spoofed sources (127.0.3.x, and 127.4.x.x for the flood).
 

@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn lookup_failure_is_one_line_without_std_prefix() {
         // Built by hand: a real failed lookup would query the network's
-        // resolver (tests/client.rs does that inside an empty namespace).
+        // resolver (tests/client/ does that inside an empty namespace).
         let e = ResolveError::Lookup {
             host: "nosuch".into(),
             source: io::Error::other(

@@ -1,0 +1,233 @@
+//! LogRate, -l and UseSyslog.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// 8. LogRate.
+
+#[test]
+#[ignore = "needs root: packet injection and live capture on lo"]
+fn a_first_port_flood_is_summarised_and_a_real_knock_still_opens() {
+    require_root("packet injection and live capture on lo");
+    let dir = test_dir();
+    let p = d(dir.path());
+    let conf = format!(
+        "[options]\n\tLogRate = 5\n{}",
+        door(
+            "flood",
+            [7441, 7442, 7443],
+            &format!("\tStart_Command = touch {p}/opened-%IP%\n")
+        )
+    );
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    let mut inj = Injector::lo();
+    const N: usize = 300;
+    let begin = Instant::now();
+    for i in 0..N {
+        let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 1);
+        inj.tcp_from(Ipv4Addr::new(127, 2, hi, lo), 7441, support::Flags::Syn);
+        assert!(begin.elapsed() < Duration::from_secs(2), "flood too slow");
+    }
+    let took = begin.elapsed();
+    assert!(took < Duration::from_millis(500), "flood took {took:?}");
+    let is_summary = |m: &String| {
+        m.starts_with("flood: ")
+            && m.ends_with(
+                " stage and sequence timeout lines not logged in the last second (more than 5/s)",
+            )
+    };
+    daemon.wait_until("the flood summary", WAIT, |msgs| {
+        msgs.iter().any(is_summary)
+    });
+    // After the summary a new window starts: the real knock is logged whole.
+    inj.knock_from(src(12), &[7441, 7442, 7443]);
+    daemon.wait_for_file(&dir.path().join("opened-127.0.1.12"));
+    let msgs = daemon.stop();
+
+    let acts = actions(&msgs);
+    let stages = acts
+        .iter()
+        .filter(|m| m.starts_with("127.2.") && m.ends_with(": flood: Stage 1"))
+        .count();
+    let summaries: Vec<&String> = acts.iter().filter(|m| is_summary(m)).collect();
+    let summary = format!(
+        "flood: {} stage and sequence timeout lines not logged in the last second (more than 5/s)",
+        N - 5
+    );
+    assert_eq!(
+        (stages, summaries),
+        (5, vec![&summary]),
+        "log:\n{}",
+        msgs.join("\n")
+    );
+    // The 5 stage lines, the summary, then the real knock.
+    assert_eq!(acts[5], summary);
+    assert_eq!(
+        acts[6..],
+        opened(
+            "127.0.1.12",
+            "flood",
+            3,
+            &format!("touch {p}/opened-127.0.1.12")
+        )[..]
+    );
+    let stats = &msgs[msgs.len() - 2];
+    assert!(
+        stats.starts_with("lo: ") && stats.contains(" 0 dropped by the kernel"),
+        "{stats}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 9. -l
+
+#[test]
+#[ignore = "needs root: live capture on lo"]
+fn lookup_adds_host_names() {
+    require_root("live capture on lo");
+    require_knock_client();
+    let dir = test_dir();
+    let p = d(dir.path());
+    let conf = door(
+        "door",
+        [7451, 7452, 7453],
+        &format!(
+            "\tStart_Command = touch {p}/opened-%IP%\n\
+             \tCmd_Timeout = 1\n\
+             \tStop_Command = touch {p}/closed-%IP%\n"
+        ),
+    );
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo", "-l"], &conf);
+    knock(None, &["127.0.0.1", "7451", "7452", "7453"]);
+    daemon.wait_for_line("127.0.0.1 (localhost): door: command timeout", WAIT);
+    daemon.wait_for_file(&dir.path().join("closed-127.0.0.1"));
+    let msgs = daemon.stop();
+    let h = "127.0.0.1 (localhost)";
+    let mut expected = opened(h, "door", 3, &format!("touch {p}/opened-127.0.0.1"));
+    expected.push(format!("{h}: door: command timeout"));
+    expected.push(format!("door: running command: touch {p}/closed-127.0.0.1"));
+    assert_eq!(actions(&msgs), expected);
+}
+
+// ---------------------------------------------------------------------------
+// 10. UseSyslog
+
+/// A syslog receiver at /dev/log for one test: bound at /dev/log itself
+/// when this machine has none (removed on drop), else bound in the test's
+/// directory and mounted over /dev/log in a private mount namespace the
+/// daemon runs in. Tests holding one are serialised by a lock file.
+struct SyslogSink {
+    sock: UnixDatagram,
+    launch: Vec<String>,
+    remove: Option<PathBuf>,
+    _lock: fs::File,
+}
+
+const DEV_LOG: &str = "/dev/log";
+
+impl SyslogSink {
+    fn new(dir: &Path) -> SyslogSink {
+        let lock = fs::File::create("/tmp/knockd-rs-tests-dev-log.lock").expect("lock file");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own.
+        while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            assert!(Instant::now() < deadline, "/dev/log lock held for 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if fs::symlink_metadata(DEV_LOG).is_err() {
+            let sock = UnixDatagram::bind(DEV_LOG).expect("bind /dev/log");
+            SyslogSink {
+                sock,
+                launch: Vec::new(),
+                remove: Some(PathBuf::from(DEV_LOG)),
+                _lock: lock,
+            }
+        } else {
+            let path = dir.join("dev-log");
+            let sock = UnixDatagram::bind(&path).expect("bind the test's syslog socket");
+            let script = format!("mount --bind \"$0\" {DEV_LOG} && exec \"$@\"");
+            SyslogSink {
+                sock,
+                launch: vec![
+                    "unshare".into(),
+                    "--mount".into(),
+                    "--propagation".into(),
+                    "private".into(),
+                    "sh".into(),
+                    "-c".into(),
+                    script,
+                    path.display().to_string(),
+                ],
+                remove: None,
+                _lock: lock,
+            }
+        }
+    }
+
+    fn launch(&self) -> Launch<'static> {
+        if self.launch.is_empty() {
+            Launch::Direct
+        } else {
+            Launch::Wrapped(self.launch.clone())
+        }
+    }
+
+    /// Every datagram received so far.
+    fn received(&self) -> Vec<String> {
+        self.sock.set_nonblocking(true).unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        for _ in 0..10_000 {
+            match self.sock.recv(&mut buf) {
+                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SyslogSink {
+    fn drop(&mut self) {
+        if let Some(path) = &self.remove {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root: live capture on lo, a syslog socket at /dev/log"]
+fn use_syslog_sends_every_message_as_knockd_daemon_notice() {
+    require_root("live capture on lo, a syslog socket at /dev/log");
+    require_knock_client();
+    let dir = test_dir();
+    let p = d(dir.path());
+    let sink = SyslogSink::new(dir.path());
+    let conf = format!(
+        "[options]\n\tUseSyslog\n{}",
+        door(
+            "door",
+            [7461, 7462, 7463],
+            &format!("\tStart_Command = touch {p}/opened-%IP%\n")
+        )
+    );
+    let mut daemon = Daemon::launch(dir.path(), sink.launch(), &["-i", "lo"], &conf);
+    let pid = daemon.pid();
+    knock(None, &["127.0.0.1", "7461", "7462", "7463"]);
+    daemon.wait_for_file(&dir.path().join("opened-127.0.0.1"));
+    let msgs = daemon.stop();
+    let datagrams = sink.received();
+    // `<PRI>Mmm dd hh:mm:ss knockd[PID]: msg`, PRI = daemon(3)*8 + notice(5).
+    let tag = format!(" knockd[{pid}]: ");
+    let got: Vec<String> = datagrams
+        .iter()
+        .map(|d| {
+            assert!(d.starts_with("<29>"), "not daemon.notice: {d:?}");
+            let at = d.find(&tag).unwrap_or_else(|| panic!("no {tag:?}: {d:?}"));
+            d[at + tag.len()..].trim_end_matches('\n').to_string()
+        })
+        .collect();
+    assert_eq!(got, msgs);
+    assert!(msgs.contains(&"127.0.0.1: door: OPEN SESAME".to_string()));
+}
