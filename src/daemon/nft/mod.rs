@@ -583,7 +583,11 @@ impl Nft {
     /// is started again, up to three times; the last one is returned. Each
     /// address is listed once: a dump that races with a refresh can see
     /// the old and the new element together for an instant (the kernel
-    /// does not mark that dump interrupted), and the new one is kept.
+    /// does not mark that dump interrupted), and the new one is kept. In
+    /// that window a dump can also miss both (about once in 150 000 dumps
+    /// taken during refreshes): a dump is not a snapshot, so it says what
+    /// the set holds, not what a packet sees (tests/nft.rs checks that on
+    /// the packet path).
     pub fn elements(&mut self, set: &SetRef) -> Result<Vec<(IpAddr, Option<Duration>)>, NftError> {
         validate(set, Op::List)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
