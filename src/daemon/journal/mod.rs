@@ -125,19 +125,21 @@ impl Journal {
         if let Some(why) = safe_file::untrusted(&file, path).map_err(err)? {
             return Err(untrusted(why));
         }
-        let mut text = String::new();
+        // Bytes, not text: a line a crash or a bad disk left unreadable
+        // costs that line, not every stop in the file.
+        let mut bytes = Vec::new();
         Read::by_ref(&mut file)
             .take(MAX_BYTES)
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .map_err(err)?;
-        let (entries, problems) = parse(&text);
+        let (entries, problems) = parse(&bytes);
         let len = file.metadata().map_err(err)?.len();
         // Records end where the zeros begin; a file larger than was read
         // is written at its end.
-        let end = if (text.len() as u64) < len {
+        let end = if (bytes.len() as u64) < len {
             len
         } else {
-            records(&text).len() as u64
+            records(&bytes).len() as u64
         };
         Ok((
             Journal {
@@ -214,7 +216,7 @@ impl Journal {
 
 /// Reads a journal without locking it (for `--status`).
 pub fn read(path: &Path) -> io::Result<(Vec<Entry>, Vec<String>)> {
-    Ok(parse(&std::fs::read_to_string(path)?))
+    Ok(parse(&std::fs::read(path)?))
 }
 
 /// Writes zeros over `from..to` of `file` (not synced).
@@ -223,9 +225,10 @@ fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
     file.write_all_at(&zeros, from)
 }
 
-/// The records of a journal's text: what precedes the zeros written ahead.
-fn records(text: &str) -> &str {
-    text.trim_end_matches('\0')
+/// The records of a journal: what precedes the zeros written ahead.
+fn records(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    &bytes[..end]
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -254,13 +257,23 @@ fn render(text: &mut String, record: &Record) {
 }
 
 /// The stops a journal holds: its adds not removed, in the order they were
-/// first added; and the lines that could not be read.
-fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
-    let text = records(text);
+/// first added; and the lines that could not be read (not UTF-8, or not a
+/// record).
+fn parse(bytes: &[u8]) -> (Vec<Entry>, Vec<String>) {
     // Key -> (order first seen, entry).
     let mut live: BTreeMap<u64, (usize, Entry)> = BTreeMap::new();
     let mut problems = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    let malformed = |i: usize| format!("line {}: malformed entry skipped", i + 1);
+    let mut lines: Vec<&[u8]> = records(bytes).split(|b| *b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    for (i, line) in lines.into_iter().enumerate() {
+        let Ok(line) = std::str::from_utf8(line) else {
+            problems.push(malformed(i));
+            continue;
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -277,7 +290,7 @@ fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
                 Some(entry) => {
                     live.insert(u64::MAX - i as u64, (i, entry));
                 }
-                None => problems.push(format!("line {}: malformed entry skipped", i + 1)),
+                None => problems.push(malformed(i)),
             },
         }
     }

@@ -84,7 +84,7 @@ fn records_go_over_zeros_written_ahead_and_a_restart_goes_on_after_them() {
     let (entries, problems) = read(&path).unwrap();
     assert_eq!((entries.len(), problems.len()), (1998, 0));
     assert_eq!(entries[0], entry(2, "d", "close 2"));
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read(&path).unwrap();
     let zeros = text.len() - records(&text).len();
     assert!(
         zeros > 0 && zeros as u64 <= SPARE,
@@ -150,6 +150,39 @@ fn malformed_lines_are_skipped_and_reported() {
     );
 }
 
+/// A journal damaged by a crash or a bad disk (bytes that are not UTF-8)
+/// still gives up every stop it can read: refusing the whole file would
+/// leave those doors open for good.
+#[test]
+fn bytes_that_are_not_text_cost_only_their_line() {
+    let dir = private_dir();
+    let path = dir.path().join("state");
+    let mut bytes = format!("{HEADER}\n+\t1\t5\t192.0.2.1\td\tclose one\n").into_bytes();
+    bytes.extend_from_slice(b"+\t2\t6\t192.0.2.2\td\tclose \xff\xfe two\n");
+    bytes.extend_from_slice(b"\x80\x00garbage\n");
+    bytes.extend_from_slice(b"+\t3\t7\t192.0.2.3\td\tclose three\n");
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (mut j, entries, problems) = Journal::open(&path).unwrap();
+    let commands: Vec<&str> = entries.iter().map(|e| e.command.as_str()).collect();
+    assert_eq!(commands, ["close one", "close three"]);
+    assert_eq!(
+        problems,
+        vec![
+            "line 3: malformed entry skipped",
+            "line 4: malformed entry skipped"
+        ]
+    );
+    // It goes on after what it read, and reads back the same way.
+    j.append(&[Record::Remove(1)]).unwrap();
+    drop(j);
+    let (_, entries, _) = Journal::open(&path).unwrap();
+    let commands: Vec<&str> = entries.iter().map(|e| e.command.as_str()).collect();
+    assert_eq!(commands, ["close three"]);
+    let (entries, _) = read(&path).unwrap();
+    assert_eq!(entries.len(), 1, "--status reads it too");
+}
+
 #[test]
 fn a_symlinked_or_writable_journal_is_refused_with_the_fix() {
     let dir = private_dir();
@@ -180,4 +213,27 @@ fn a_symlinked_or_writable_journal_is_refused_with_the_fix() {
     let (mut j, _, _) = Journal::open(&path).unwrap();
     j.rewrite(&[(1, entry(5, "d", "x"))]).unwrap();
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+}
+
+proptest::proptest! {
+    /// Whatever a crash or a disk leaves in the file, reading it never
+    /// panics, and each problem names one line of it.
+    #[test]
+    fn any_bytes_read_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let (entries, problems) = parse(&bytes);
+        let lines = bytes.split(|b| *b == b'\n').count();
+        proptest::prop_assert!(entries.len() + problems.len() <= lines);
+        for p in &problems {
+            proptest::prop_assert!(p.starts_with("line ") && !p.contains('\n'), "{}", p);
+        }
+    }
+
+    /// A valid record after any damaged line is still read.
+    #[test]
+    fn a_record_after_garbage_is_kept(garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+        let mut bytes: Vec<u8> = garbage.iter().map(|b| if *b == b'\n' { b' ' } else { *b }).collect();
+        bytes.extend_from_slice(b"\n+\t9\t5\t192.0.2.9\td\tclose nine\n");
+        let (entries, _) = parse(&bytes);
+        proptest::prop_assert!(entries.iter().any(|e| e.command == "close nine"));
+    }
 }
