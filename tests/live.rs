@@ -515,22 +515,7 @@ fn netns_firewall_opens_for_the_knocker_then_closes() {
     let srv = net.server.name().to_string();
     // Default deny, as a knockd admin has it. The knocks are dropped too,
     // but capture sees packets before netfilter's INPUT chain.
-    net.server.exec("iptables", &["-P", "INPUT", "DROP"]);
-    net.server
-        .exec("iptables", &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"]);
-    net.server.exec(
-        "iptables",
-        &[
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ],
-    );
+    net.server.default_drop_v4();
     let listener: TcpListener = net
         .server
         .enter(|| TcpListener::bind((SRV_V4, 2222)))

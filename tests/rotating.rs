@@ -212,22 +212,7 @@ fn knock_connect_relays_through_a_firewall_after_a_rotating_knock() {
     require_root("network namespaces, iptables in a namespace, live capture");
     let net = VethPair::new("rotfw");
     let srv = net.server.name().to_string();
-    net.server.exec("iptables", &["-P", "INPUT", "DROP"]);
-    net.server
-        .exec("iptables", &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"]);
-    net.server.exec(
-        "iptables",
-        &[
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ],
-    );
+    net.server.default_drop_v4();
     let listener: TcpListener = net
         .server
         .enter(|| TcpListener::bind((SRV_V4, 2222)))

@@ -526,6 +526,16 @@ impl Netns {
         run_ok("ip", &full)
     }
 
+    /// IPv4 input dropped by default, as a knockd admin has it, except
+    /// loopback and connections already accepted (so a rule a door's
+    /// command inserts for a knocker lets its connection through).
+    pub fn default_drop_v4(&self) {
+        self.exec("iptables", &["-P", "INPUT", "DROP"]);
+        self.exec("iptables", &["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"]);
+        let established = "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT";
+        self.exec("iptables", &established.split(' ').collect::<Vec<_>>());
+    }
+
     /// Runs `f` on a thread that has joined this namespace, so sockets it
     /// creates live there. Network namespaces may be entered per thread;
     /// the test's own thread never changes namespace.

@@ -487,20 +487,8 @@ impl Nft {
         let deadline = Instant::now() + REPLY_TIMEOUT;
         let mut last = Errno::EEXIST;
         for _ in 0..ADD_ROUNDS {
-            let (begin, create, end) = (self.next_seq(), self.next_seq(), self.next_seq());
-            let mut req = Vec::new();
-            wire::batch_begin(&mut req, begin);
-            wire::set_elem(
-                &mut req,
-                create,
-                wire::ElemOp::Create,
-                target(set),
-                &key,
-                Some(ms),
-            );
-            wire::batch_end(&mut req, end);
             let codes = self
-                .commit(&req, begin, &[create], deadline)
+                .elem_batch(set, &key, &[(wire::ElemOp::Create, Some(ms))], deadline)
                 .map_err(|f| f.at(Op::Add(addr), set))?;
             match codes.as_slice() {
                 [0] => return Ok(Added::New),
@@ -509,27 +497,13 @@ impl Nft {
                 _ => return Err(Fail::Reply("missing acknowledgement").at(Op::Add(addr), set)),
             }
 
-            let (begin, del, create, end) = (
-                self.next_seq(),
-                self.next_seq(),
-                self.next_seq(),
-                self.next_seq(),
-            );
-            let mut req = Vec::new();
-            wire::batch_begin(&mut req, begin);
-            wire::set_elem(&mut req, del, wire::ElemOp::Delete, target(set), &key, None);
-            wire::set_elem(
-                &mut req,
-                create,
-                wire::ElemOp::Create,
-                target(set),
-                &key,
-                Some(ms),
-            );
-            wire::batch_end(&mut req, end);
             let op = Op::Refresh(addr);
+            let refresh = [
+                (wire::ElemOp::Delete, None),
+                (wire::ElemOp::Create, Some(ms)),
+            ];
             let codes = self
-                .commit(&req, begin, &[del, create], deadline)
+                .elem_batch(set, &key, &refresh, deadline)
                 .map_err(|f| f.at(op, set))?;
             match codes.as_slice() {
                 [0, 0] => return Ok(Added::Refreshed),
@@ -549,20 +523,13 @@ impl Nft {
         let op = Op::Delete(addr);
         validate(set, op)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
-        let (begin, del, end) = (self.next_seq(), self.next_seq(), self.next_seq());
-        let mut req = Vec::new();
-        wire::batch_begin(&mut req, begin);
-        wire::set_elem(
-            &mut req,
-            del,
-            wire::ElemOp::Delete,
-            target(set),
-            &key_of(addr),
-            None,
-        );
-        wire::batch_end(&mut req, end);
         let codes = self
-            .commit(&req, begin, &[del], deadline)
+            .elem_batch(
+                set,
+                &key_of(addr),
+                &[(wire::ElemOp::Delete, None)],
+                deadline,
+            )
             .map_err(|f| f.at(op, set))?;
         match codes.as_slice() {
             [0] => Ok(()),
@@ -629,6 +596,28 @@ impl Nft {
                 return Ok(dedup(out));
             }
         }
+    }
+
+    /// Commits element operations on `key` in `set` as one batch, which
+    /// the kernel applies all or none; the status of each (0 or -errno), in
+    /// order.
+    fn elem_batch(
+        &mut self,
+        set: &SetRef,
+        key: &[u8],
+        ops: &[(wire::ElemOp, Option<u64>)],
+        deadline: Instant,
+    ) -> Result<Vec<i32>, Fail> {
+        let begin = self.next_seq();
+        let seqs: Vec<u32> = ops.iter().map(|_| self.next_seq()).collect();
+        let end = self.next_seq();
+        let mut req = Vec::new();
+        wire::batch_begin(&mut req, begin);
+        for (&(op, timeout_ms), &seq) in ops.iter().zip(&seqs) {
+            wire::set_elem(&mut req, seq, op, target(set), key, timeout_ms);
+        }
+        wire::batch_end(&mut req, end);
+        self.commit(&req, begin, &seqs, deadline)
     }
 
     /// Sends a batch and collects the status of each message in `seqs`
