@@ -261,6 +261,14 @@ fn knock_connect_relays_through_a_firewall_after_a_rotating_knock() {
     child.stdin.take().unwrap().write_all(b"ping\n").unwrap();
     let out = wait_output(child, Duration::from_secs(20));
     let peer: SocketAddr = server.join().expect("the service thread");
+    // The transcript (--nocapture): what ssh would have seen, and the door.
+    println!("$ knock {}  <<< ping", args.join(" "));
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    for line in daemon.messages() {
+        println!("log: {line}");
+    }
+    println!("service saw the connection from {peer}");
     daemon.stop();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
