@@ -1,10 +1,13 @@
 //! Privileged test of the capture ring: a capture starts with a small
 //! kernel ring and moves to a large one when a flood comes, without losing,
 //! repeating or reordering a packet in the move (core::ring decides when,
-//! daemon::fanout makes the move exact).
+//! daemon::fanout makes the move exact). That is libpcap's reader, which
+//! the daemon uses where a packet socket cannot be (`any`, link layers
+//! other than Ethernet) or with `KNOCKD_CAPTURE=libpcap`; the same flood is
+//! also read from the packet socket the daemon uses on `lo`.
 //!
 //! Needs root, so `#[ignore]`d; each test runs in a network namespace of
-//! its own, injecting on that namespace's `lo`. The two never run at once:
+//! its own, injecting on that namespace's `lo`. They never run at once:
 //! a capture socket opened by one would be inherited by the `ip netns exec`
 //! the other forks (a test process does not mark its sockets close-on-exec
 //! the way the daemon does), and a socket held open elsewhere stays in its
@@ -22,7 +25,7 @@ use knockd::core::knock::Timestamp;
 use knockd::core::ring::{CALM_BYTES, FLOOD_BYTES};
 use knockd::core::wire;
 use knockd::daemon::capture::{LiveCapture, BATCH};
-use support::{actions, require_root, test_dir, Daemon, Flags, Injector, Netns};
+use support::{actions, require_root, test_dir, Daemon, Flags, Injector, Launch, Netns};
 
 /// Held by each test for its whole run.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -56,6 +59,25 @@ fn d(dir: &Path) -> String {
 #[test]
 #[ignore = "needs root: network namespace, packet injection and live capture"]
 fn a_flood_grows_the_capture_ring_and_a_knock_across_the_move_opens_once() {
+    flood_with_a_knock(Reader::Libpcap);
+}
+
+/// The same flood read from a packet socket (the default on `lo`): its
+/// queue is never resized, and nothing is lost or seen twice either.
+#[test]
+#[ignore = "needs root: network namespace, packet injection and live capture"]
+fn a_flood_read_from_a_packet_socket_loses_nothing_and_the_knock_opens_once() {
+    flood_with_a_knock(Reader::Socket);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// libpcap's ring (`KNOCKD_CAPTURE=libpcap`).
+    Libpcap,
+    Socket,
+}
+
+fn flood_with_a_knock(reader: Reader) {
     require_root("network namespace, packet injection and live capture");
     let _alone = one_at_a_time();
     let dir = test_dir();
@@ -67,7 +89,12 @@ fn a_flood_grows_the_capture_ring_and_a_knock_across_the_move_opens_once() {
          [ring]\n\tSequence = 7801,7802,7803\n\tSeq_Timeout = 20\n\tTCPFlags = syn\n\
          \tStart_Command = touch {p}/opened-%IP%\n"
     );
-    let mut daemon = Daemon::start(dir.path(), Some(&ns), &["-i", "lo"], &conf);
+    let mut launch = vec!["ip", "netns", "exec", ns.name(), "env"];
+    if reader == Reader::Libpcap {
+        launch.push("KNOCKD_CAPTURE=libpcap");
+    }
+    let launch = Launch::Wrapped(launch.into_iter().map(String::from).collect());
+    let mut daemon = Daemon::launch(dir.path(), launch, &["-i", "lo"], &conf);
     ns.enter(|| {
         let mut inj = Injector::lo();
         let begin = Instant::now();
@@ -115,10 +142,18 @@ fn a_flood_grows_the_capture_ring_and_a_knock_across_the_move_opens_once() {
     let grown: Vec<usize> = (0..acts.len())
         .filter(|&i| acts[i].starts_with("lo: capture buffer grown to 16 MiB ("))
         .collect();
-    assert_eq!(grown.len(), 1, "{}", log());
     let first = at(&format!("{KNOCKER}: ring: Stage 1"));
     let open = at(&format!("{KNOCKER}: ring: OPEN SESAME"));
-    assert!(first < grown[0] && grown[0] < open, "{}", log());
+    match reader {
+        Reader::Libpcap => {
+            assert_eq!(grown.len(), 1, "{}", log());
+            assert!(first < grown[0] && grown[0] < open, "{}", log());
+        }
+        Reader::Socket => {
+            assert!(grown.is_empty(), "{}", log());
+            assert!(first < open, "{}", log());
+        }
+    }
     assert_eq!(
         acts.iter().filter(|m| m.contains("OPEN SESAME")).count(),
         1,

@@ -1,8 +1,9 @@
-//! Live and offline packet sources over libpcap.
+//! Live and offline packet sources: a plain packet socket where the
+//! interface allows ([`super::packet_socket`]), libpcap otherwise.
 //!
 //! This module owns opening a capture (with the parameters a knock daemon
 //! needs), installing the BPF filter, handing raw frames to a callback, and
-//! moving a live capture to a ring of another size without losing or
+//! moving a libpcap capture to a ring of another size without losing or
 //! repeating a packet ([`super::fanout`]). It must not parse packets (that
 //! is `wire`) or decide anything (`engine`; when to resize is
 //! [`crate::core::ring`]'s).
@@ -10,6 +11,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use super::packet_socket::{self, PacketSocket};
 use super::pcap_file::PcapFile;
 use super::{fanout, fds};
 use crate::core::wire::{LinkType, UnsupportedLinkType};
@@ -23,6 +25,13 @@ use crate::core::wire::{LinkType, UnsupportedLinkType};
 /// framing libpcap then lays out exactly 256 bytes per packet, 16 to a
 /// page.
 pub const SNAPLEN: i32 = 188;
+
+/// The receive queue of a packet-socket capture: kernel memory taken per
+/// packet only while it waits to be read (about 830 bytes for a small
+/// packet on `lo`), so about 80 000 packets, more than the 65 536 of
+/// libpcap's flood ring ([`crate::core::ring::FLOOD_BYTES`]), and nothing
+/// while idle.
+pub const SOCKET_QUEUE_BYTES: usize = 64 << 20;
 
 /// Frames handed over per wake-up before the loop looks at its timers and
 /// signals again, so a flood cannot starve them.
@@ -55,8 +64,19 @@ pub enum CaptureError {
         filter: String,
         source: pcap::Error,
     },
+    #[error("{iface}: cannot install capture filter: {source} (filter: {filter})")]
+    FilterRefused {
+        iface: String,
+        filter: String,
+        source: std::io::Error,
+    },
     #[error("{iface}: capture failed: {source}")]
     Read { iface: String, source: pcap::Error },
+    #[error("{iface}: capture failed: {source}")]
+    SocketRead {
+        iface: String,
+        source: std::io::Error,
+    },
     /// Moving a capture to another ring failed; only ever reported inside a
     /// line that names the interface and the ring.
     #[error("{0}")]
@@ -71,10 +91,18 @@ pub struct Stats {
     pub if_dropped: u64,
 }
 
+/// Where a live capture's packets come from.
+enum Source {
+    /// libpcap's memory-mapped ring.
+    Pcap(pcap::Capture<pcap::Active>),
+    /// A packet socket's receive queue.
+    Socket(PacketSocket),
+}
+
 /// A live capture on one interface, non-blocking, for a poll loop.
 pub struct LiveCapture {
     iface: String,
-    cap: pcap::Capture<pcap::Active>,
+    source: Source,
     link: LinkType,
     ring_bytes: usize,
     /// The fanout group this capture receives through, when the kernel
@@ -96,7 +124,7 @@ impl LiveCapture {
     /// capture works the same but cannot be resized.
     pub fn open(iface: &str, ring_bytes: usize) -> Result<Self, CaptureError> {
         let mut cap = Self::activate(iface, ring_bytes)?;
-        cap.group = match fanout::create(cap.cap.as_fd(), iface == LOOPBACK) {
+        cap.group = match fanout::create(cap.as_fd(), iface == LOOPBACK) {
             Ok(group) => Some(group),
             Err(e) => {
                 tracing::debug!(iface, %e, "no fanout group: the capture ring keeps its size");
@@ -104,6 +132,30 @@ impl LiveCapture {
             }
         };
         Ok(cap)
+    }
+
+    /// Opens `iface` on a packet socket with a receive queue of
+    /// `queue_bytes`, taking no packet until a filter is installed.
+    /// `Ok(None)` when the interface's frames do not start with an Ethernet
+    /// header (or it cannot be told): open it with libpcap.
+    pub fn open_socket(iface: &str, queue_bytes: usize) -> Result<Option<Self>, CaptureError> {
+        if packet_socket::suits(iface) != Some(true) {
+            return Ok(None);
+        }
+        let sock =
+            PacketSocket::open(iface, queue_bytes).map_err(|source| CaptureError::SocketRead {
+                iface: iface.to_string(),
+                source,
+            })?;
+        Ok(Some(LiveCapture {
+            iface: iface.to_string(),
+            source: Source::Socket(sock),
+            link: LinkType::Ethernet,
+            ring_bytes: queue_bytes,
+            group: None,
+            base: Stats::default(),
+            drops_seen: 0,
+        }))
     }
 
     fn activate(iface: &str, ring_bytes: usize) -> Result<Self, CaptureError> {
@@ -134,7 +186,7 @@ impl LiveCapture {
             })?;
         Ok(LiveCapture {
             iface: iface.to_string(),
-            cap,
+            source: Source::Pcap(cap),
             link,
             ring_bytes,
             group: None,
@@ -147,7 +199,13 @@ impl LiveCapture {
         self.link
     }
 
-    /// The ring size asked for when this capture was opened.
+    /// Whether packets come from a packet socket rather than libpcap's ring.
+    pub fn is_socket(&self) -> bool {
+        matches!(self.source, Source::Socket(_))
+    }
+
+    /// The ring (or socket queue) size asked for when this capture was
+    /// opened.
     pub fn ring_bytes(&self) -> usize {
         self.ring_bytes
     }
@@ -204,9 +262,9 @@ impl LiveCapture {
             Self::activate(iface, ring_bytes)?
         };
         next.set_filter(filter)?;
-        fanout::join(next.cap.as_fd(), group).map_err(CaptureError::Resize)?;
+        fanout::join(next.as_fd(), group).map_err(CaptureError::Resize)?;
         next.group = Some(group);
-        fanout::steer(next.cap.as_fd(), 0).map_err(CaptureError::Resize)?;
+        fanout::steer(next.as_fd(), 0).map_err(CaptureError::Resize)?;
         while next.read_batch(|_, _| {})? == BATCH {}
         next.base = next.raw_stats().unwrap_or_default();
         Ok(next)
@@ -216,7 +274,7 @@ impl LiveCapture {
     /// When this returns, no packet is on its way into this capture's ring
     /// any more: read it to its end, then drop it.
     pub fn hand_over(&self, next: &LiveCapture) -> Result<(), CaptureError> {
-        fanout::steer(next.cap.as_fd(), 1).map_err(CaptureError::Resize)
+        fanout::steer(next.as_fd(), 1).map_err(CaptureError::Resize)
     }
 
     /// Called on the capture that took over once its predecessor is gone:
@@ -225,7 +283,7 @@ impl LiveCapture {
     /// receives nothing until handed over to. Should the kernel refuse,
     /// this capture keeps receiving but can no longer be resized.
     pub fn settle(&mut self) {
-        if let Err(e) = fanout::steer(self.cap.as_fd(), 0) {
+        if let Err(e) = fanout::steer(self.as_fd(), 0) {
             tracing::warn!(iface = %self.iface, %e, "cannot reset the fanout group; the capture ring keeps its size");
             self.group = None;
         }
@@ -233,21 +291,42 @@ impl LiveCapture {
 
     /// Installs a BPF filter, replacing the previous one.
     pub fn set_filter(&mut self, filter: &str) -> Result<(), CaptureError> {
-        self.cap
-            .filter(filter, true)
-            .map_err(|source| CaptureError::Filter {
-                iface: self.iface.clone(),
-                filter: filter.to_string(),
-                source,
-            })
+        let compile_err = |source| CaptureError::Filter {
+            iface: self.iface.clone(),
+            filter: filter.to_string(),
+            source,
+        };
+        match &mut self.source {
+            Source::Pcap(cap) => cap.filter(filter, true).map_err(compile_err),
+            Source::Socket(sock) => {
+                let program = compile_ethernet(filter).map_err(compile_err)?;
+                sock.set_filter(&program)
+                    .map_err(|source| CaptureError::FilterRefused {
+                        iface: self.iface.clone(),
+                        filter: filter.to_string(),
+                        source,
+                    })
+            }
+        }
     }
 
     /// Hands up to [`BATCH`] waiting frames to `each` (data, original
     /// length); returns how many. Zero means nothing is waiting.
     pub fn read_batch(&mut self, mut each: impl FnMut(&[u8], u32)) -> Result<usize, CaptureError> {
+        let cap = match &mut self.source {
+            Source::Pcap(cap) => cap,
+            Source::Socket(sock) => {
+                return sock
+                    .read(BATCH, each)
+                    .map_err(|source| CaptureError::SocketRead {
+                        iface: self.iface.clone(),
+                        source,
+                    })
+            }
+        };
         let mut n = 0;
         while n < BATCH {
-            match self.cap.next_packet() {
+            match cap.next_packet() {
                 Ok(p) => {
                     each(p.data, p.header.len);
                     n += 1;
@@ -285,11 +364,18 @@ impl LiveCapture {
     }
 
     fn raw_stats(&mut self) -> Option<Stats> {
-        self.cap.stats().ok().map(|s| Stats {
-            received: u64::from(s.received),
-            dropped: u64::from(s.dropped),
-            if_dropped: u64::from(s.if_dropped),
-        })
+        match &mut self.source {
+            Source::Pcap(cap) => cap.stats().ok().map(|s| Stats {
+                received: u64::from(s.received),
+                dropped: u64::from(s.dropped),
+                if_dropped: u64::from(s.if_dropped),
+            }),
+            Source::Socket(sock) => sock.counters().ok().map(|c| Stats {
+                received: c.received,
+                dropped: c.dropped,
+                if_dropped: 0,
+            }),
+        }
     }
 }
 
@@ -321,8 +407,25 @@ impl Opening {
 
 impl AsFd for LiveCapture {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.cap.as_fd()
+        match &self.source {
+            Source::Pcap(cap) => cap.as_fd(),
+            Source::Socket(sock) => sock.as_fd(),
+        }
     }
+}
+
+/// `filter` compiled by libpcap for Ethernet frames, without opening a
+/// capture, as the kernel takes it.
+fn compile_ethernet(filter: &str) -> Result<Vec<libc::sock_filter>, pcap::Error> {
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET)?;
+    let program = dead.compile(filter, true)?;
+    let insns = program.get_instructions();
+    // SAFETY: `BpfInstruction` is a transparent wrapper of libpcap's
+    // `struct bpf_insn` (u16 code, u8 jt, u8 jf, u32 k), which is the
+    // kernel's `struct sock_filter` field for field; `insns` is a live
+    // slice of that many.
+    let kernel = unsafe { std::slice::from_raw_parts(insns.as_ptr().cast(), insns.len()) };
+    Ok(kernel.to_vec())
 }
 
 /// A capture file (pcap or pcapng) read start to end.

@@ -16,7 +16,9 @@
 //! must not know about pcap or rings.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
+
+use super::sockopt;
 
 /// `PACKET_FANOUT_CBPF`: the member is chosen by a classic BPF program.
 const MODE: u32 = libc::PACKET_FANOUT_CBPF;
@@ -57,22 +59,7 @@ pub fn create(fd: BorrowedFd<'_>, ignore_outgoing: bool) -> io::Result<Group> {
     } else {
         setsockopt_u32(fd, libc::PACKET_FANOUT, (MODE | UNIQUE_ID) << 16)?;
     }
-    let mut val: u32 = 0;
-    let mut len = size_of::<u32>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `val`, which is a
-    // live, properly aligned u32 of that size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_FANOUT,
-            (&raw mut val).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let val: u32 = sockopt::get(fd, libc::SOL_PACKET, libc::PACKET_FANOUT, 0)?;
     // The low 16 bits are the id; mode and flags sit above.
     let id = (val & 0xFFFF) as u16;
     steer(fd, 0)?;
@@ -104,36 +91,10 @@ pub fn steer(fd: BorrowedFd<'_>, member: u32) -> io::Result<()> {
         len: 1,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: the kernel copies the one-instruction program `fprog` points
-    // at during the call; both live on this stack frame until it returns.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_FANOUT_DATA,
-            (&raw const fprog).cast(),
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // The kernel copies the one-instruction program during the call.
+    sockopt::set(fd, libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &fprog)
 }
 
 fn setsockopt_u32(fd: BorrowedFd<'_>, option: libc::c_int, val: u32) -> io::Result<()> {
-    // SAFETY: the kernel reads one u32 from a live local of that size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            option,
-            (&raw const val).cast(),
-            size_of::<u32>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sockopt::set(fd, libc::SOL_PACKET, option, &val)
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use super::capture::{CaptureError, LiveCapture, Opening, Stats};
+use super::capture::{CaptureError, LiveCapture, Opening, Stats, SOCKET_QUEUE_BYTES};
 use super::netif;
 use super::netwatch::NetWatch;
 use super::output::Output;
@@ -73,9 +73,23 @@ pub struct Interfaces {
     local: Vec<IpAddr>,
 }
 
-/// Opens a capture on `name` with the small ring, or with the large one
-/// from the start where the kernel cannot move a capture to another ring.
+/// Set to `libpcap` in the daemon's environment to read every capture
+/// through libpcap's ring, as releases before the packet-socket reader did
+/// (for troubleshooting, and for the tests of ring resizing).
+pub const CAPTURE_ENV: &str = "KNOCKD_CAPTURE";
+
+/// Opens a capture on `name`: a packet socket where the interface allows
+/// (its queue never needs resizing), otherwise libpcap with the small
+/// ring, or with the large one from the start where the kernel cannot move
+/// a capture to another ring.
 fn open_capture(name: &str) -> Result<(LiveCapture, Ring), CaptureError> {
+    if std::env::var_os(CAPTURE_ENV).is_none_or(|v| v != "libpcap") {
+        match LiveCapture::open_socket(name, SOCKET_QUEUE_BYTES) {
+            Ok(Some(cap)) => return Ok((cap, Ring::fixed())),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%e, "no packet socket; trying libpcap"),
+        }
+    }
     let ring = Ring::new();
     let cap = LiveCapture::open(name, ring.bytes())?;
     if cap.resizable() {

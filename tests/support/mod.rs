@@ -198,6 +198,16 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(fs::File::create(&stdout).expect("create stdout file"))
             .stderr(fs::File::create(&stderr).expect("create stderr file"));
+        let starts = |msgs: &[String]| {
+            msgs.iter()
+                .filter(|m| m.starts_with("starting up, listening on "))
+                .count()
+        };
+        // A restart in the same directory appends to the same log: count
+        // the startup lines before the daemon can write its own.
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let earlier: Vec<String> = text.lines().map(|l| message_of(l).to_string()).collect();
+        let before = starts(&earlier);
         let child = cmd.spawn().expect("spawn knockd");
         let mut d = Daemon {
             child: Some(child),
@@ -205,13 +215,6 @@ impl Daemon {
             stdout,
             stderr,
         };
-        let starts = |msgs: &[String]| {
-            msgs.iter()
-                .filter(|m| m.starts_with("starting up, listening on "))
-                .count()
-        };
-        // A restart in the same directory appends to the same log.
-        let before = starts(&d.messages());
         d.wait_until("the startup line", WAIT, |msgs| starts(msgs) > before);
         d
     }
