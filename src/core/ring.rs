@@ -44,6 +44,13 @@ pub const CALM_BYTES: usize = 2 << 20;
 /// full attempt table stay under 64 MiB together.
 pub const FLOOD_BYTES: usize = 16 << 20;
 
+/// The calm "size" of a capture read from a packet socket: no ring at
+/// all, packets wait in the socket's queue, which takes kernel memory per
+/// packet only while it waits. A flood moves such a capture to a
+/// [`FLOOD_BYTES`] ring all the same (reading a ring costs no system call
+/// a packet), and calm moves it back to the socket.
+pub const SOCKET: usize = 0;
+
 /// Packets within [`RATE_WINDOW`] that make a flood: an eighth of the
 /// small ring, and hundreds of knocks' worth.
 pub const FLOOD_RATE: usize = 1024;
@@ -87,6 +94,8 @@ pub struct Resize {
 #[derive(Debug, Clone)]
 pub struct Ring {
     bytes: usize,
+    /// The size calm returns to: [`CALM_BYTES`], or [`SOCKET`].
+    calm: usize,
     /// A capture that cannot be resized (its kernel lacks what it takes)
     /// keeps the large ring for good.
     fixed: bool,
@@ -114,6 +123,7 @@ impl Ring {
     pub fn new() -> Ring {
         Ring {
             bytes: CALM_BYTES,
+            calm: CALM_BYTES,
             fixed: false,
             window_start: Timestamp::ZERO,
             window_packets: 0,
@@ -121,6 +131,16 @@ impl Ring {
             stormy: false,
             not_before: None,
             pending: false,
+        }
+    }
+
+    /// A capture read from a packet socket while calm, free to move to a
+    /// ring under a flood and back.
+    pub fn socket() -> Ring {
+        Ring {
+            bytes: SOCKET,
+            calm: SOCKET,
+            ..Ring::new()
         }
     }
 
@@ -204,7 +224,7 @@ impl Ring {
         if !self.stormy {
             self.pending = true;
             return Some(Resize {
-                bytes: CALM_BYTES,
+                bytes: self.calm,
                 why: Why::Calm(CALM),
             });
         }
@@ -235,13 +255,16 @@ impl Ring {
     }
 }
 
-/// A ring size for a log line: `16 MiB`, `512 KiB`.
+/// A ring size for a log line: `16 MiB`, `512 KiB`, or (no ring)
+/// `the socket queue`.
 pub struct Bytes(pub usize);
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const MIB: usize = 1 << 20;
-        if self.0 >= MIB && self.0 % MIB == 0 {
+        if self.0 == SOCKET {
+            write!(f, "the socket queue")
+        } else if self.0 >= MIB && self.0 % MIB == 0 {
             write!(f, "{} MiB", self.0 / MIB)
         } else {
             write!(f, "{} KiB", self.0.div_ceil(1 << 10))
@@ -278,6 +301,28 @@ mod tests {
         }
         assert_eq!(ring.bytes(), CALM_BYTES);
         assert_eq!(ring.deadline(), None);
+    }
+
+    #[test]
+    fn a_socket_capture_grows_to_a_ring_and_returns_to_the_socket() {
+        let mut ring = Ring::socket();
+        assert_eq!(ring.bytes(), SOCKET);
+        assert_eq!(ring.deadline(), None);
+        grown(&mut ring, at(1));
+        assert_eq!(ring.bytes(), FLOOD_BYTES);
+        let calm = ring.deadline().expect("calm is checked");
+        let back = ring.handle_timeout(calm).expect("calm");
+        assert_eq!(
+            back,
+            Resize {
+                bytes: SOCKET,
+                why: Why::Calm(CALM)
+            }
+        );
+        ring.resized(back, true, calm);
+        assert_eq!(ring.bytes(), SOCKET);
+        assert_eq!(ring.deadline(), None);
+        assert_eq!(Bytes(SOCKET).to_string(), "the socket queue");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::Path;
 use super::packet_socket::{self, PacketSocket};
 use super::pcap_file::PcapFile;
 use super::{fanout, fds};
+use crate::core::ring;
 use crate::core::wire::{LinkType, UnsupportedLinkType};
 
 /// Bytes kept of each packet: the headers a knock is read from and no
@@ -113,6 +114,16 @@ pub struct LiveCapture {
     base: Stats,
     /// Kernel drops already reported by [`LiveCapture::new_drops`].
     drops_seen: u64,
+    /// Tells this capture from one opened later under the same descriptor
+    /// number (the run loop's epoll set must register that one again).
+    serial: u64,
+}
+
+/// The serial number of the next capture opened.
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_serial() -> u64 {
+    NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl LiveCapture {
@@ -135,10 +146,26 @@ impl LiveCapture {
     }
 
     /// Opens `iface` on a packet socket with a receive queue of
-    /// `queue_bytes`, taking no packet until a filter is installed.
-    /// `Ok(None)` when the interface's frames do not start with an Ethernet
-    /// header (or it cannot be told): open it with libpcap.
+    /// `queue_bytes`, taking no packet until a filter is installed, in a
+    /// fanout group of its own (so that a flood can move it to a ring, as
+    /// [`LiveCapture::open`]). `Ok(None)` when the interface's frames do
+    /// not start with an Ethernet header (or it cannot be told): open it
+    /// with libpcap.
     pub fn open_socket(iface: &str, queue_bytes: usize) -> Result<Option<Self>, CaptureError> {
+        let Some(mut cap) = Self::socket(iface, queue_bytes)? else {
+            return Ok(None);
+        };
+        cap.group = match fanout::create(cap.as_fd(), iface == LOOPBACK) {
+            Ok(group) => Some(group),
+            Err(e) => {
+                tracing::debug!(iface, %e, "no fanout group: the capture stays on its socket");
+                None
+            }
+        };
+        Ok(Some(cap))
+    }
+
+    fn socket(iface: &str, queue_bytes: usize) -> Result<Option<Self>, CaptureError> {
         if packet_socket::suits(iface) != Some(true) {
             return Ok(None);
         }
@@ -151,10 +178,11 @@ impl LiveCapture {
             iface: iface.to_string(),
             source: Source::Socket(sock),
             link: LinkType::Ethernet,
-            ring_bytes: queue_bytes,
+            ring_bytes: ring::SOCKET,
             group: None,
             base: Stats::default(),
             drops_seen: 0,
+            serial: next_serial(),
         }))
     }
 
@@ -192,6 +220,7 @@ impl LiveCapture {
             group: None,
             base: Stats::default(),
             drops_seen: 0,
+            serial: next_serial(),
         })
     }
 
@@ -199,13 +228,18 @@ impl LiveCapture {
         self.link
     }
 
+    /// Different for every capture the daemon opens.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// Whether packets come from a packet socket rather than libpcap's ring.
     pub fn is_socket(&self) -> bool {
         matches!(self.source, Source::Socket(_))
     }
 
-    /// The ring (or socket queue) size asked for when this capture was
-    /// opened.
+    /// The ring size asked for when this capture was opened
+    /// ([`ring::SOCKET`] for a packet socket).
     pub fn ring_bytes(&self) -> usize {
         self.ring_bytes
     }
@@ -255,7 +289,11 @@ impl LiveCapture {
         ring_bytes: usize,
         filter: &str,
     ) -> Result<LiveCapture, CaptureError> {
-        let mut next = {
+        let mut next = if ring_bytes == ring::SOCKET {
+            Self::socket(iface, SOCKET_QUEUE_BYTES)?.ok_or_else(|| {
+                CaptureError::Resize(std::io::Error::from(std::io::ErrorKind::Unsupported))
+            })?
+        } else {
             // libpcap's socket is not close-on-exec until activate marks
             // it; no command may be forked in between and inherit it.
             let _fds = fds::open_guard();

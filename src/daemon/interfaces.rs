@@ -78,13 +78,14 @@ pub struct Interfaces {
 /// (for troubleshooting, and for the tests of ring resizing).
 pub const CAPTURE_ENV: &str = "KNOCKD_CAPTURE";
 
-/// Opens a capture on `name`: a packet socket where the interface allows
-/// (its queue never needs resizing), otherwise libpcap with the small
-/// ring, or with the large one from the start where the kernel cannot move
-/// a capture to another ring.
+/// Opens a capture on `name`: a packet socket where the interface allows,
+/// otherwise libpcap with the small ring; either moves to the large ring
+/// under a flood. Where the kernel cannot move a capture, a socket stays a
+/// socket and libpcap gets the large ring from the start.
 fn open_capture(name: &str) -> Result<(LiveCapture, Ring), CaptureError> {
     if std::env::var_os(CAPTURE_ENV).is_none_or(|v| v != "libpcap") {
         match LiveCapture::open_socket(name, SOCKET_QUEUE_BYTES) {
+            Ok(Some(cap)) if cap.resizable() => return Ok((cap, Ring::socket())),
             Ok(Some(cap)) => return Ok((cap, Ring::fixed())),
             Ok(None) => {}
             Err(e) => tracing::debug!(%e, "no packet socket; trying libpcap"),

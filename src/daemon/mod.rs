@@ -41,3 +41,4 @@ pub mod safe_file;
 pub mod settings;
 pub mod signals;
 pub mod sockopt;
+pub mod waiter;

@@ -25,6 +25,7 @@ use super::oplog::{LogOpenError, OperatorLog};
 use super::output::Output;
 use super::settings::Settings;
 use super::signals::Signals;
+use super::waiter::{Token, Waiter, Wanted};
 use crate::core::config::{Config, ConfigError, Diagnostics, Parsed};
 use crate::core::engine::LocalAddrs;
 use crate::core::knock::{Knock, Timestamp};
@@ -63,6 +64,7 @@ pub struct Daemon {
     exec: Executor,
     ifaces: Interfaces,
     signals: Signals,
+    waiter: Waiter,
 }
 
 /// The live side of carrying out effects: captures and systemd.
@@ -95,6 +97,7 @@ impl Daemon {
     /// that does not exist yet is waited for, not an error.
     pub fn start(settings: &Settings, config: Config) -> Result<Daemon, DaemonError> {
         let signals = Signals::install().map_err(DaemonError::Signals)?;
+        let waiter = Waiter::new().map_err(DaemonError::Poll)?;
         // Before anything else: knocks at a door whose set is missing
         // would all fail.
         let mut nft = NftDoors::default();
@@ -141,6 +144,7 @@ impl Daemon {
             exec,
             ifaces,
             signals,
+            waiter,
         };
         let interfaces = settings.interfaces.join(",");
         if settings.verbose {
@@ -191,54 +195,42 @@ impl Daemon {
     /// logs capture statistics and `shutting down`.
     pub fn run(mut self) -> Result<(), DaemonError> {
         let mut batch: Vec<Knock> = Vec::with_capacity(BATCH);
+        // The slots whose capture is ready, this turn.
+        let mut ready: Vec<usize> = Vec::new();
         let mut started = false;
         // A failure still goes through the shutdown below: pending stops
         // run and `shutting down` is logged before the error is returned.
         let mut failure = None;
         loop {
             let timeout = poll_timeout(self.deadline(), monotonic_now());
-            // Which slots are polled, by position in `fds`.
-            let open: Vec<usize> = (0..self.ifaces.slots.len())
-                .filter(|&i| self.ifaces.slots[i].cap.is_some())
-                .collect();
-            let (ready, signal_ready, net_ready) = {
-                let mut fds: Vec<PollFd> = open
-                    .iter()
-                    .filter_map(|&i| self.ifaces.slots[i].cap.as_ref())
-                    .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
-                    .collect();
-                fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
-                let net = self.ifaces.netwatch_fd();
-                if let Some(fd) = net {
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            if !started {
+                // Start-up is over, and this is its first wait: what only
+                // start-up needed goes back to the system.
+                started = true;
+                super::footprint::release_startup_memory();
+            }
+            let waited = self.wait(timeout);
+            match waited {
+                Ok(()) | Err(nix::Error::EINTR) => {}
+                Err(e) => {
+                    failure = Some(DaemonError::Poll(e));
+                    break;
                 }
-                if let Some(fd) = self.exec.out.lookup_fd() {
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            let mut signal_ready = false;
+            let mut net_ready = false;
+            ready.clear();
+            for token in self.waiter.ready() {
+                match *token {
+                    Token::Capture(i) => ready.push(i),
+                    Token::Signals => signal_ready = true,
+                    Token::Netlink => net_ready = true,
+                    // Only wakes the loop: `write_ready` below takes them.
+                    Token::Lookup => {}
                 }
-                if !started {
-                    // Start-up is over, and this is its first wait: what
-                    // only start-up needed goes back to the system.
-                    started = true;
-                    super::footprint::release_startup_memory();
-                }
-                match nix::poll::poll(&mut fds, timeout) {
-                    Ok(_) | Err(nix::Error::EINTR) => {}
-                    Err(e) => {
-                        failure = Some(DaemonError::Poll(e));
-                        break;
-                    }
-                }
-                let ready = |f: &PollFd| f.any().unwrap_or(false);
-                let caps: Vec<usize> = open
-                    .iter()
-                    .zip(&fds)
-                    .filter(|(_, f)| ready(f))
-                    .map(|(&i, _)| i)
-                    .collect();
-                let sig = ready(&fds[open.len()]);
-                let net = net.is_some() && ready(&fds[open.len() + 1]);
-                (caps, sig, net)
-            };
+            }
+            // Slot order, as poll reported them.
+            ready.sort_unstable();
             // The turn's one reading of the clock: every input of this turn
             // happened now.
             let now = monotonic_now();
@@ -255,14 +247,13 @@ impl Daemon {
                     self.drain(now);
                 }
             }
-            for i in ready {
+            for &i in &ready {
                 self.read_slot(i, &mut batch, now);
             }
             let net_changed = net_ready && self.ifaces.netlink_changed();
-            let filter = self.service.filter().to_string();
-            if let Some(addrs) = self
-                .ifaces
-                .follow(net_changed, &filter, &mut self.exec.out, now)
+            if let Some(addrs) =
+                self.ifaces
+                    .follow(net_changed, self.service.filter(), &mut self.exec.out, now)
             {
                 self.service.handle_local_addrs(addrs, now);
                 self.drain(now);
@@ -286,6 +277,19 @@ impl Daemon {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Waits (at most `timeout`) for a capture, a signal, a link change or
+    /// a host name; the epoll set is brought up to date first if captures
+    /// came or went.
+    fn wait(&mut self, timeout: PollTimeout) -> nix::Result<()> {
+        let current = sources(&self.ifaces, &self.signals, &self.exec.out);
+        if !self.waiter.matches(current) {
+            let wanted: Vec<Wanted<'_>> =
+                sources(&self.ifaces, &self.signals, &self.exec.out).collect();
+            self.waiter.sync(&wanted)?;
+        }
+        self.waiter.wait(timeout)
     }
 
     /// The next time anything is due: the service, an interface retry, or
@@ -438,7 +442,25 @@ fn read_knocks(
     })
 }
 
-/// How long poll may sleep to wake at `deadline` (never before it).
+/// Every descriptor the loop waits for, in a fixed order.
+fn sources<'a>(
+    ifaces: &'a Interfaces,
+    signals: &'a Signals,
+    out: &'a Output,
+) -> impl Iterator<Item = Wanted<'a>> {
+    let caps = ifaces.slots.iter().enumerate().filter_map(|(i, s)| {
+        s.cap
+            .as_ref()
+            .map(|c| (Token::Capture(i), c.as_fd(), c.serial()))
+    });
+    let net = ifaces.netwatch_fd().map(|fd| (Token::Netlink, fd, 0));
+    let lookup = out.lookup_fd().map(|fd| (Token::Lookup, fd, 0));
+    caps.chain([(Token::Signals, signals.as_fd(), 0)])
+        .chain(net)
+        .chain(lookup)
+}
+
+/// How long the loop may sleep to wake at `deadline` (never before it).
 fn poll_timeout(deadline: Option<Timestamp>, now: Timestamp) -> PollTimeout {
     match deadline {
         None => PollTimeout::NONE,
