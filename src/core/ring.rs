@@ -3,9 +3,11 @@
 //! The ring is memory the daemon holds for as long as it runs, and it is
 //! most of what the daemon holds: a quiet host needs a few knocks' worth,
 //! a spoofed flood tens of thousands of packets' worth, enough to ride out
-//! the moments the daemon is descheduled. So a capture starts with a small
-//! ring ([`CALM_BYTES`]) and moves to a large one ([`FLOOD_BYTES`]) at the
-//! first sign of a flood, before the small one overflows if it can:
+//! the moments the daemon is descheduled. So a capture starts with no ring
+//! at all, on a packet socket ([`SOCKET`]; or, where libpcap must read it,
+//! with a small ring, [`CALM_BYTES`]) and moves to a large one
+//! ([`FLOOD_BYTES`]) at the first sign of a flood, before the socket's
+//! queue or the small ring overflows if it can:
 //!
 //! - [`FLOOD_RATE`] packets within [`RATE_WINDOW`]: knocks are a handful
 //!   of packets, so a thousand a second past the filter is a flood even
@@ -16,10 +18,10 @@
 //! - the kernel reporting a packet it had to drop.
 //!
 //! Opening the large ring takes the kernel ten to twenty milliseconds (it
-//! waits out an RCU grace period), and the small ring is read meanwhile.
-//! The capture goes back to the small ring after [`CALM`] without any of
-//! those signs. Checking for calm is the only timer, and only while the
-//! ring is large: an idle daemon with a small ring never wakes up.
+//! waits out an RCU grace period), and the socket (or small ring) is read
+//! meanwhile. The capture goes back after [`CALM`] without any of those
+//! signs. Checking for calm is the only timer, and only while the ring is
+//! large: an idle daemon never wakes up.
 //!
 //! Pure and driven by explicit time, like the engine: the shell reports
 //! each read and each resize it carried out (or could not), and asks for

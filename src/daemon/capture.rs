@@ -3,8 +3,9 @@
 //!
 //! This module owns opening a capture (with the parameters a knock daemon
 //! needs), installing the BPF filter, handing raw frames to a callback, and
-//! moving a libpcap capture to a ring of another size without losing or
-//! repeating a packet ([`super::fanout`]). It must not parse packets (that
+//! moving a live capture (socket or ring) to a ring of another size, or
+//! back to a socket, without losing or repeating a packet
+//! ([`super::fanout`]). It must not parse packets (that
 //! is `wire`) or decide anything (`engine`; when to resize is
 //! [`crate::core::ring`]'s).
 
@@ -74,7 +75,7 @@ pub enum CaptureError {
     #[error("{iface}: capture failed: {source}")]
     Read { iface: String, source: pcap::Error },
     #[error("{iface}: capture failed: {source}")]
-    SocketRead {
+    Socket {
         iface: String,
         source: std::io::Error,
     },
@@ -170,7 +171,7 @@ impl LiveCapture {
             return Ok(None);
         }
         let sock =
-            PacketSocket::open(iface, queue_bytes).map_err(|source| CaptureError::SocketRead {
+            PacketSocket::open(iface, queue_bytes).map_err(|source| CaptureError::Socket {
                 iface: iface.to_string(),
                 source,
             })?;
@@ -356,7 +357,7 @@ impl LiveCapture {
             Source::Socket(sock) => {
                 return sock
                     .read(BATCH, each)
-                    .map_err(|source| CaptureError::SocketRead {
+                    .map_err(|source| CaptureError::Socket {
                         iface: self.iface.clone(),
                         source,
                     })
