@@ -30,9 +30,22 @@ pub fn set<T: Copy>(
     Ok(())
 }
 
-/// Reads `option` at `level` on `fd`: a plain value the kernel fills in
-/// (`T` must be valid for any bytes, as integers and C structs of them are).
-pub fn get<T: Copy>(
+/// Values the kernel may fill in with any bytes and still leave valid:
+/// integers and C structs of them, nothing else (sealed to this list).
+pub trait Plain: Copy + private::Sealed {}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for u32 {}
+    impl Sealed for libc::tpacket_stats {}
+}
+
+impl Plain for u32 {}
+impl Plain for libc::tpacket_stats {}
+
+/// Reads `option` at `level` on `fd`: a plain value the kernel fills in,
+/// starting from `val`.
+pub fn get<T: Plain>(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     option: libc::c_int,
@@ -40,7 +53,8 @@ pub fn get<T: Copy>(
 ) -> io::Result<T> {
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `val`, a live,
-    // properly aligned value of that size.
+    // properly aligned value of that size, which any bytes leave valid
+    // (`Plain`).
     let r = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
