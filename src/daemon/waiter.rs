@@ -94,11 +94,17 @@ impl Waiter {
         // to remove, and anything wanted under that number is added below.
         for old in &self.registered {
             if !now.contains(old) {
-                // SAFETY: used only for the duration of this call, as a
-                // number to name in epoll_ctl; a number that is closed or
-                // reused makes the call fail or miss, never touch memory.
-                let fd = unsafe { BorrowedFd::borrow_raw(old.1) };
-                let _ = self.epoll.delete(fd);
+                // By number: the descriptor is not ours to borrow any more.
+                // SAFETY: epoll_ctl only looks the number up; DEL reads no
+                // event (null is allowed since Linux 2.6.9).
+                let _ = unsafe {
+                    libc::epoll_ctl(
+                        self.epoll.0.as_raw_fd(),
+                        libc::EPOLL_CTL_DEL,
+                        old.1,
+                        std::ptr::null_mut(),
+                    )
+                };
             }
         }
         for &(t, fd, serial) in wanted {
