@@ -181,8 +181,12 @@ impl PacketSocket {
             v.iov_len = SLOT;
             m.msg_hdr.msg_iov = v;
             m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_name = (&raw mut self.addrs[i]).cast();
-            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // The address (for its packet type) only where the sent copy
+            // must be told apart here: the kernel copies it out per packet.
+            if self.skip_outgoing {
+                m.msg_hdr.msg_name = (&raw mut self.addrs[i]).cast();
+                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            }
         }
         // SAFETY: the first `want` headers point at live buffers of the
         // lengths they give (the slots, the addresses, the iovecs on this
