@@ -338,3 +338,51 @@ fn an_explicit_eth0_is_waited_for_even_with_a_default_route() {
         msgs.join("\n")
     );
 }
+
+#[test]
+#[ignore = "needs root: network namespaces and live capture"]
+fn without_an_interface_or_a_default_route_an_eth0_that_appears_is_kept() {
+    require_root("network namespaces and live capture");
+    require_knock_client();
+    let srv = Netns::new("lateeth0-s");
+    let cli = Netns::new("lateeth0-c");
+    let dir = test_dir();
+    let p = d(dir.path());
+    let conf = door(
+        "door",
+        [7501, 7502, 7503],
+        &format!("\tStart_Command = touch {p}/opened-%IP%\n"),
+    );
+    let mut daemon = Daemon::start(dir.path(), Some(&srv), &[], &conf);
+    daemon.wait_for_line(
+        "no interface configured, no eth0 and no default route: waiting for eth0 or a default route",
+        WAIT,
+    );
+    Veth {
+        a: (&srv, "eth0", "02:00:00:00:08:01", "192.0.2.2/24"),
+        b: (&cli, "kd-e0", "02:00:00:00:08:02", "192.0.2.1/24"),
+    }
+    .create();
+    daemon.wait_for_line("listening on eth0", WAIT);
+    // From now on eth0 is knockd's default and stays: a default route on
+    // another interface does not move the capture.
+    Veth {
+        a: (&srv, "uplink1", "02:00:00:00:09:01", "198.51.100.2/24"),
+        b: (&cli, "kd-up1", "02:00:00:00:09:02", "198.51.100.1/24"),
+    }
+    .create();
+    srv.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    daemon.wait_until("the addresses of eth0", WAIT, |msgs| {
+        msgs.iter()
+            .any(|m| m.starts_with("addresses of eth0: ") && m.contains("192.0.2.2"))
+    });
+    settle();
+    knock(Some(&cli), &["192.0.2.2", "7501", "7502", "7503"]);
+    daemon.wait_for_file(&dir.path().join("opened-192.0.2.1"));
+    let msgs = daemon.stop();
+    assert!(
+        !msgs.iter().any(|m| m.starts_with("default route")),
+        "{}",
+        msgs.join("\n")
+    );
+}
