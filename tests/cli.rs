@@ -67,6 +67,21 @@ fn config_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// `--check`'s stdout without its `interface: ...` line, which must come
+/// just before the verdict (it depends on this machine's interfaces when
+/// the config names none).
+fn without_interface(out: &str) -> String {
+    let lines: Vec<&str> = out.lines().collect();
+    let n = lines.len();
+    assert!(
+        n >= 2 && lines[n - 2].starts_with("interface: "),
+        "no interface line before the verdict:\n{out}"
+    );
+    let mut kept: Vec<&str> = lines[..n - 2].to_vec();
+    kept.push(lines[n - 1]);
+    kept.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// Runs `knockd --check -c` on `text` and returns (code, stdout, stderr).
 fn check(text: &[u8]) -> (i32, String, String, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -121,7 +136,7 @@ fn sample_config_checks_with_a_line_per_door() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
     assert_eq!(
         lines[0],
         "[openSSH] sequence 7000:tcp,8000:tcp,9000:tcp, seq_timeout 10s, tcpflags syn,!ack, \
@@ -136,10 +151,11 @@ fn sample_config_checks_with_a_line_per_door() {
         "[mixedUDP] sequence 2222:udp,3333:tcp,4444:udp, seq_timeout 15s, tcpflags any, \
          commands: start start_6=none"
     );
+    assert_eq!(lines[3], "interface: lo (Interface)");
     assert!(
-        lines[3].starts_with(&format!("{}: 3 doors OK", path.display())),
+        lines[4].starts_with(&format!("{}: 3 doors OK", path.display())),
         "{}",
-        lines[3]
+        lines[4]
     );
     // Only a permission warning is allowed: git checks the sample out 0644.
     for line in stderr(&o).lines() {
@@ -386,7 +402,7 @@ fn one_time_file_with_invalid_lines_warns_with_its_place() {
         )
     );
     assert_eq!(
-        out,
+        without_interface(&out),
         format!(
             "[d] sequence 2:tcp,3:udp (one-time, {}:2), seq_timeout 25s, tcpflags any, no commands\n\
              {}: 1 door OK, 1 warning\n",
@@ -414,6 +430,46 @@ fn world_readable_config_warns_but_checks() {
 }
 
 #[test]
+fn check_names_the_interface_and_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let named = config_file(
+        &dir,
+        "named.conf",
+        b"[options]\ninterface = wg0,lo\n[d]\nsequence = 1\n",
+    );
+    let plain = config_file(&dir, "plain.conf", b"[d]\nsequence = 1\n");
+    let cases: [(&[&str], &Path, &str); 3] = [
+        (&["-i", "wlan9"], &named, "interface: wlan9 (-i)"),
+        (
+            &["-i", "eth0", "-i", "lo"],
+            &plain,
+            "interface: eth0,lo (-i)",
+        ),
+        (&[], &named, "interface: wg0,lo (Interface)"),
+    ];
+    for (flags, path, line) in cases {
+        let mut args = flags.to_vec();
+        args.extend(["--check", "-c", path.to_str().expect("utf-8 path")]);
+        let o = knockd(&args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert_eq!(out.lines().nth(1), Some(line), "{args:?}:\n{out}");
+    }
+    // Nothing named: eth0 if this machine has one, else the default
+    // route's interface, saying so (tests/lifecycle pins each case in a
+    // namespace of its own).
+    let o = knockd(&["--check", "-c", plain.to_str().expect("utf-8 path")]);
+    let out = stdout(&o);
+    let line = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        line == "interface: eth0 (knockd's default; no -i, no Interface)"
+            || line.ends_with("default route; no -i, no Interface, no eth0)")
+            || line.ends_with("(no -i, no Interface, no eth0, no default route)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn empty_config_is_accepted_with_a_warning() {
     let (code, out, err, path, _dir) = check(b"");
     assert_eq!(code, 0);
@@ -424,7 +480,10 @@ fn empty_config_is_accepted_with_a_warning() {
             path.display()
         )
     );
-    assert_eq!(out, format!("{}: 0 doors OK, 1 warning\n", path.display()));
+    assert_eq!(
+        without_interface(&out),
+        format!("{}: 0 doors OK, 1 warning\n", path.display())
+    );
 }
 
 /// Deterministic junk (xorshift), so a failure can be reproduced.

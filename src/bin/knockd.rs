@@ -12,11 +12,13 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use knockd::core::config::{self, Config, Warning};
+use knockd::core::iface::{self, Choice};
 use knockd::daemon::cli::{
     self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
 use knockd::daemon::config_file;
 use knockd::daemon::pidfile::PidFile;
+use knockd::daemon::routes;
 use knockd::daemon::run::{Daemon, DaemonError};
 use knockd::daemon::settings::Settings;
 
@@ -121,6 +123,8 @@ fn check(cli: &Cli, config: &Config, warnings: usize) -> ExitCode {
     for door in &config.doors {
         print_line(door.summary());
     }
+    let choice = routes::choose(&cli.interfaces, &config.options.interfaces);
+    print_line(format_args!("interface: {choice}"));
     let n = config.doors.len();
     let mut verdict = format!(
         "{}: {n} {} OK",
@@ -137,10 +141,21 @@ fn check(cli: &Cli, config: &Config, warnings: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn settings(cli: &Cli, config: &Config) -> Settings {
+/// The interfaces as named (`-i`, `Interface`, else `eth0`), without
+/// looking at the system: for what captures nothing (replay, recovery).
+fn named(cli: &Cli, config: &Config) -> Choice {
+    let assume_eth0 = iface::System {
+        eth0_exists: true,
+        ..iface::System::default()
+    };
+    iface::choose(&cli.interfaces, &config.options.interfaces, &assume_eth0)
+}
+
+fn settings(cli: &Cli, config: &Config, choice: Choice) -> Settings {
     Settings {
         config_path: cli.config.clone(),
-        interfaces: cli.interfaces(&config.options),
+        interfaces: choice.interfaces(),
+        choice,
         interfaces_from_cli: !cli.interfaces.is_empty(),
         log_file: cli.log_file(&config.options),
         log_file_from_cli: cli.logfile.is_some(),
@@ -174,7 +189,8 @@ fn init_tracing(debug: bool) {
 /// returning only once the daemon is capturing.
 fn serve(cli: &Cli, config: Config) -> ExitCode {
     init_tracing(cli.debug);
-    let mut settings = settings(cli, &config);
+    let choice = routes::choose(&cli.interfaces, &config.options.interfaces);
+    let mut settings = settings(cli, &config, choice);
     // SIGHUP re-reads the config after `-d` has moved to `/`.
     if let Ok(abs) = std::path::absolute(&settings.config_path) {
         settings.config_path = abs;
@@ -238,7 +254,7 @@ fn recover(cli: &Cli, options: &knockd::core::config::Options, reason: &str) {
         options: options.clone(),
         doors: Vec::new(),
     };
-    let settings = settings(cli, &config);
+    let settings = settings(cli, &config, named(cli, &config));
     knockd::daemon::recover::run_due_stops(&settings, options, reason);
 }
 
@@ -295,7 +311,8 @@ fn replay(cli: &Cli, config: &Config) -> ExitCode {
     let Some(path) = &cli.read else {
         return ExitCode::from(EX_USAGE);
     };
-    match knockd::daemon::replay::replay(&settings(cli, config), config, path) {
+    let settings = settings(cli, config, named(cli, config));
+    match knockd::daemon::replay::replay(&settings, config, path) {
         Ok(s) => {
             print_line(format_args!(
                 "{}: {} frames, {} knocks, {} doors opened",

@@ -11,6 +11,7 @@
 //! - [`config`]: knockd.conf text to typed doors, with `file:line` errors;
 //! - [`wire`]: captured bytes and a link type to a [`knock::Knock`];
 //! - [`filter`]: the BPF filter text for the doors;
+//! - [`iface`]: which interface to capture on when none is named;
 //! - [`engine`]: the per-source sequence state machine;
 //! - [`service`]: every other decision of the daemon around the engine;
 //! - [`ratelimit`]: flood-proof log volume;
@@ -27,6 +28,7 @@ pub mod cidr;
 pub mod config;
 pub mod engine;
 pub mod filter;
+pub mod iface;
 pub mod knock;
 pub mod ratelimit;
 pub mod ring;

@@ -17,7 +17,9 @@ use crate::core::config::{Options, DEFAULT_PID_FILE};
 
 /// Config path when `-c` is not given, as knockd.
 pub const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
-/// Interface when neither `-i` nor `Interface` names one, as knockd.
+/// Interface when neither `-i` nor `Interface` names one, as knockd (the
+/// live daemon takes the default route's when it does not exist:
+/// [`crate::core::iface`]).
 pub const DEFAULT_INTERFACE: &str = "eth0";
 
 pub use crate::core::sysexits::{
@@ -35,7 +37,9 @@ pub use crate::core::sysexits::{
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// network interface to listen on (default "eth0"); repeatable
+    /// network interface to listen on; repeatable (default: "eth0", or if
+    /// there is none, the default route's interface, followed when the
+    /// route moves; `--check` says which)
     #[arg(short = 'i', long = "interface", value_name = "IF", value_parser = interface_name)]
     pub interfaces: Vec<String>,
 
@@ -128,8 +132,9 @@ fn interface_name(s: &str) -> Result<String, String> {
 }
 
 impl Cli {
-    /// Interfaces to capture on: `-i` wins over the config's `Interface`,
-    /// which wins over knockd's default `eth0`.
+    /// Interfaces as named: `-i` wins over the config's `Interface`, which
+    /// wins over knockd's default `eth0`. Only the live daemon looks
+    /// further ([`crate::core::iface`]); this is for what captures nothing.
     pub fn interfaces(&self, options: &Options) -> Vec<String> {
         if !self.interfaces.is_empty() {
             self.interfaces.clone()

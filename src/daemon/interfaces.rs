@@ -3,7 +3,10 @@
 //!
 //! Link changes arrive by netlink, so nothing polls while the network is
 //! quiet; without netlink, missing interfaces are retried on a backing-off
-//! timer. What an address change means for the doors is the service's to
+//! timer. When no interface is named and there is no `eth0`, the capture
+//! follows the default route: which interface that makes is
+//! [`crate::core::iface`]'s to decide; this module reads the routes
+//! ([`super::routes`]) and moves the capture. What an address change means for the doors is the service's to
 //! decide; this module only reports the new addresses. Each capture starts
 //! with a small kernel ring and is moved to a larger one under a flood
 //! (when: [`crate::core::ring`]; how: [`Interfaces::start_resize`]).
@@ -16,6 +19,8 @@ use super::capture::{CaptureError, LiveCapture, Opening, Stats, SOCKET_QUEUE_BYT
 use super::netif;
 use super::netwatch::NetWatch;
 use super::output::Output;
+use super::routes::Facts;
+use crate::core::iface::{self, Choice};
 use crate::core::knock::Timestamp;
 use crate::core::ring::{Resize, Ring};
 use crate::core::service::Notice;
@@ -47,6 +52,20 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// A slot for `name`, with no capture yet.
+    fn new(name: &str) -> Slot {
+        Slot {
+            name: name.to_string(),
+            cap: None,
+            ifindex: 0,
+            retry_at: None,
+            backoff: FIRST_RETRY,
+            ring: Ring::new(),
+            carried: Stats::default(),
+            opening: None,
+        }
+    }
+
     /// Installs a freshly opened capture (with its ring's sizing state).
     fn attach(&mut self, (cap, ring): (LiveCapture, Ring)) {
         self.cap = Some(cap);
@@ -66,7 +85,12 @@ impl Slot {
 
 /// Every capture interface, and the addresses they have.
 pub struct Interfaces {
+    /// Which interfaces, and why (whether they follow the default route).
+    choice: Choice,
+    /// The choice's interfaces, one per slot.
     names: Vec<String>,
+    /// The capture moved to other interfaces since [`Interfaces::take_moved`].
+    moved: bool,
     only_v4: bool,
     pub slots: Vec<Slot>,
     netwatch: Option<NetWatch>,
@@ -110,42 +134,77 @@ fn ifindex(name: &str) -> Option<u32> {
 }
 
 impl Interfaces {
-    /// Opens a capture on each interface that exists and is up: failing to
-    /// capture on one is the admin's to fix now (permissions, link type),
-    /// not something to wait for. The others are waited for.
-    pub fn open(names: &[String], only_v4: bool) -> Result<Self, CaptureError> {
-        let mut slots = Vec::new();
-        for name in names {
-            let mut slot = Slot {
-                name: name.clone(),
-                cap: None,
-                ifindex: 0,
-                retry_at: None,
-                backoff: FIRST_RETRY,
-                ring: Ring::new(),
-                carried: Stats::default(),
-                opening: None,
-            };
-            if let Some(index) = ifindex(name).filter(|_| netif::is_up(name)) {
-                slot.attach(open_capture(name)?);
-                slot.ifindex = index;
-            }
-            slots.push(slot);
-        }
-        let netwatch = match NetWatch::open() {
+    /// Opens a capture on each interface of `choice` that exists and is
+    /// up: failing to capture on one is the admin's to fix now
+    /// (permissions, link type), not something to wait for. The others are
+    /// waited for. A choice that follows the default route is looked at
+    /// again once route changes are watched, so none made meanwhile is
+    /// missed ([`Interfaces::choice`] says what it became).
+    pub fn open(choice: &Choice, only_v4: bool) -> Result<Self, CaptureError> {
+        let netwatch = match NetWatch::open(choice.follows_routes()) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(%e, "no link-change notifications; retrying interfaces on a timer");
                 None
             }
         };
+        let choice = if choice.follows_routes() {
+            iface::follow(choice, &Facts::read().system())
+        } else {
+            choice.clone()
+        };
+        let names = choice.interfaces();
+        let mut slots = Vec::new();
+        for name in &names {
+            let mut slot = Slot::new(name);
+            if let Some(index) = ifindex(name).filter(|_| netif::is_up(name)) {
+                slot.attach(open_capture(name)?);
+                slot.ifindex = index;
+            }
+            slots.push(slot);
+        }
         Ok(Interfaces {
-            names: names.to_vec(),
+            choice,
+            names,
+            moved: false,
             only_v4,
             slots,
             netwatch,
             local: Vec::new(),
         })
+    }
+
+    /// Which interfaces are captured on, and why.
+    pub fn choice(&self) -> &Choice {
+        &self.choice
+    }
+
+    /// The interfaces captured on now, once after the capture moved to
+    /// follow the default route.
+    pub fn take_moved(&mut self) -> Option<Vec<String>> {
+        std::mem::take(&mut self.moved).then(|| self.names.clone())
+    }
+
+    /// After a link or route change: where the choice follows the default
+    /// route and the route moved, closes the old captures and makes slots
+    /// for the new interfaces (opened by [`Interfaces::follow`] right
+    /// after), logging the move.
+    fn follow_route(&mut self, out: &mut Output, now: Timestamp) {
+        let facts = Facts::read();
+        let next = iface::follow(&self.choice, &facts.system());
+        if next == self.choice {
+            return;
+        }
+        if let Some(notice) = iface::move_notice(&self.choice, &next) {
+            out.log(now, notice);
+        }
+        let names = next.interfaces();
+        if names != self.names {
+            self.slots = names.iter().map(|n| Slot::new(n)).collect();
+            self.names = names;
+            self.moved = true;
+        }
+        self.choice = next;
     }
 
     /// Reads the interfaces' addresses (at start).
@@ -321,6 +380,9 @@ impl Interfaces {
     ) -> Option<Vec<IpAddr>> {
         let mut opened = false;
         let timed = self.netwatch.is_none();
+        if net_changed && self.choice.follows_routes() {
+            self.follow_route(out, now);
+        }
         for slot in &mut self.slots {
             let due = slot.retry_at.is_some_and(|t| t <= now);
             if !net_changed && !due {

@@ -35,6 +35,7 @@ pub mod pcap_file;
 pub mod pidfile;
 pub mod recover;
 pub mod replay;
+pub mod routes;
 pub mod run;
 pub mod runner;
 pub mod safe_file;

@@ -1,14 +1,17 @@
 //! Wakes the daemon when links or addresses change (rtnetlink multicast),
 //! so an interface that appears late, goes away and comes back, or changes
 //! address is followed without polling: nothing wakes the daemon while the
-//! network is quiet.
+//! network is quiet. When the capture follows the default route
+//! ([`crate::core::iface`]), route changes are watched too.
 //!
-//! The messages themselves are not parsed: any change means "look again"
-//! (interfaces and addresses are re-read with getifaddrs), which keeps this
-//! module tiny and can never misread a message.
+//! Link and address messages are not parsed: any change means "look
+//! again" (interfaces and addresses are re-read with getifaddrs). Route
+//! messages are, just enough to ignore every route but a default one
+//! ([`super::routes`]): a router's route churn must not wake the daemon.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use super::routes;
 use nix::sys::socket::{
     bind, recv, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
 };
@@ -16,21 +19,28 @@ use nix::sys::socket::{
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 
-/// A subscription to link and address changes.
+/// A subscription to link and address changes (and default routes).
 pub struct NetWatch {
     sock: OwnedFd,
 }
 
 impl NetWatch {
-    pub fn open() -> nix::Result<Self> {
+    /// Subscribes to link and address changes, and with `routes` to route
+    /// changes.
+    pub fn open(routes: bool) -> nix::Result<Self> {
         let sock = socket(
             AddressFamily::Netlink,
             SockType::Raw,
             SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             SockProtocol::NetlinkRoute,
         )?;
-        let groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+        let mut groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+        if routes {
+            groups |= RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+        }
         bind(
             std::os::fd::AsRawFd::as_raw_fd(&sock),
             &NetlinkAddr::new(0, groups),
@@ -38,7 +48,8 @@ impl NetWatch {
         Ok(NetWatch { sock })
     }
 
-    /// Empties the socket; true when anything changed since the last call.
+    /// Empties the socket; true when a link, an address or a default route
+    /// changed since the last call.
     pub fn changed(&mut self) -> bool {
         let mut buf = [0u8; 8192];
         let mut any = false;
@@ -49,7 +60,11 @@ impl NetWatch {
                 MsgFlags::MSG_DONTWAIT,
             ) {
                 Ok(0) => break,
-                Ok(_) => any = true,
+                Ok(n) => {
+                    let datagram = buf.get(..n).unwrap_or_default();
+                    any |=
+                        !routes::only_routes(datagram) || routes::touches_default_route(datagram);
+                }
                 // ENOBUFS: we missed messages; that is a change too.
                 Err(nix::Error::ENOBUFS) => any = true,
                 Err(_) => break,

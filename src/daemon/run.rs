@@ -115,7 +115,12 @@ impl Daemon {
         )?;
         let state_file = config.options.state_file_path();
         let (journal, entries, problems) = Journal::open(&state_file)?;
-        let mut ifaces = Interfaces::open(&settings.interfaces, settings.only_v4)?;
+        let mut ifaces = Interfaces::open(&settings.choice, settings.only_v4)?;
+        // The choice may have followed a route that moved since it was made.
+        let mut settings = settings.clone();
+        settings.choice = ifaces.choice().clone();
+        settings.interfaces = settings.choice.interfaces();
+        let settings = &settings;
         let local = ifaces
             .read_addresses()
             .map_err(|source| DaemonError::Addresses {
@@ -151,6 +156,9 @@ impl Daemon {
             println!("listening on {interfaces}...");
         }
         daemon.exec.out.log(now, Notice::StartingUp { interfaces });
+        if let Some(notice) = settings.choice.startup_notice() {
+            daemon.exec.out.log(now, notice);
+        }
         daemon.ifaces.report_waiting(&mut daemon.exec.out, now);
         let time = daemon.exec.out.time();
         let restored = entries
@@ -251,10 +259,14 @@ impl Daemon {
                 self.read_slot(i, &mut batch, now);
             }
             let net_changed = net_ready && self.ifaces.netlink_changed();
-            if let Some(addrs) =
+            let addrs =
                 self.ifaces
-                    .follow(net_changed, self.service.filter(), &mut self.exec.out, now)
-            {
+                    .follow(net_changed, self.service.filter(), &mut self.exec.out, now);
+            if let Some(names) = self.ifaces.take_moved() {
+                self.settings.interfaces = names.clone();
+                self.service.handle_interfaces(names, now);
+            }
+            if let Some(addrs) = addrs {
                 self.service.handle_local_addrs(addrs, now);
                 self.drain(now);
             }

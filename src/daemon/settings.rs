@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::core::iface::Choice;
 use crate::core::service::{self, Mode};
 
 /// The run's settings, for the shell and (via [`Settings::service`]) the
@@ -10,6 +11,9 @@ use crate::core::service::{self, Mode};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config_path: PathBuf,
+    /// Which interfaces to capture on, and why ([`crate::core::iface`]).
+    pub choice: Choice,
+    /// The choice's interfaces.
     pub interfaces: Vec<String>,
     /// Whether `-i` chose the interfaces (a reloaded `Interface` then does
     /// not matter).

@@ -524,6 +524,13 @@ impl Service {
         }
     }
 
+    /// The capture moved to the interfaces `names` (it follows the default
+    /// route): log lines and reloads name them from now on.
+    pub fn handle_interfaces(&mut self, names: Vec<String>, now: Timestamp) {
+        self.advance(now);
+        self.settings.interfaces = names;
+    }
+
     /// The capture interfaces' addresses are now `addrs`.
     pub fn handle_local_addrs(&mut self, addrs: Vec<IpAddr>, now: Timestamp) {
         self.advance(now);

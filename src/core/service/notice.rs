@@ -159,6 +159,15 @@ pub enum Notice {
     InterfaceGone { name: String },
     /// `listening on IF` (an interface that came (back)).
     Listening { name: String },
+    /// At start: nothing named an interface and there is no `eth0`, so the
+    /// default route's is captured on ([`crate::core::iface`]).
+    DefaultInterface { name: String, v6: bool },
+    /// At start: nothing named an interface, and there is neither `eth0`
+    /// nor a default route; both are waited for.
+    NoDefaultInterface,
+    /// The default route moved (`from`), or appeared while none was there
+    /// (`None`): the capture moves to `to`.
+    DefaultRouteMoved { from: Option<String>, to: String },
     /// Opening a capture failed; it is tried again.
     CaptureRetry { error: String, after: Duration },
     /// A capture failed while running; its interface is waited for.
@@ -415,6 +424,20 @@ impl fmt::Display for Notice {
                 "interface {name} went away; waiting for it to come back"
             ),
             Notice::Listening { name } => write!(f, "listening on {name}"),
+            Notice::DefaultInterface { name, v6 } => write!(
+                f,
+                "no interface configured and no eth0: listening on {name} ({}default route)",
+                if *v6 { "IPv6 " } else { "" }
+            ),
+            Notice::NoDefaultInterface => f.write_str(
+                "no interface configured, no eth0 and no default route: waiting for eth0 or a default route",
+            ),
+            Notice::DefaultRouteMoved { from: Some(from), to } => {
+                write!(f, "default route moved from {from} to {to}: following it")
+            }
+            Notice::DefaultRouteMoved { from: None, to } => {
+                write!(f, "default route appeared on {to}: following it")
+            }
             Notice::CaptureRetry { error, after } => {
                 write!(f, "{error}; retrying in {}s", after.as_secs())
             }
