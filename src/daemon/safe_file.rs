@@ -375,4 +375,57 @@ mod tests {
             "{why}"
         );
     }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn why(path: &Path) -> String {
+        match open_trusted(path, Holds::Commands, false) {
+            Ok(_) => "trusted".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// A linked directory is checked where it points, and the directories
+    /// on the path as written are checked too: either could let others
+    /// swap the file.
+    #[test]
+    fn directories_are_checked_as_written_and_as_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let (open, private) = (dir.path().join("open"), dir.path().join("private"));
+        std::fs::create_dir(&open).unwrap();
+        std::fs::create_dir(&private).unwrap();
+        chmod(&private, 0o700);
+        let file = private.join("k.conf");
+        std::fs::write(&file, "").unwrap();
+        chmod(&file, 0o600);
+        assert_eq!(why(&file), "trusted");
+        // Written through a link in a directory others can write.
+        std::os::unix::fs::symlink(&private, open.join("via")).unwrap();
+        chmod(&open, 0o777);
+        assert_eq!(
+            why(&open.join("via/k.conf")),
+            format!(
+                "is in directory {o}, writable by group or others (mode 0777): they could \
+                 replace the file; chmod go-w {o}",
+                o = open.display()
+            )
+        );
+        // A link (in a safe directory) to a directory others can write.
+        chmod(&open, 0o755);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&open, &link).unwrap();
+        std::fs::rename(&file, open.join("k.conf")).unwrap();
+        assert_eq!(why(&link.join("k.conf")), "trusted");
+        chmod(&open, 0o775);
+        assert_eq!(
+            why(&link.join("k.conf")),
+            format!(
+                "is in directory {l}, writable by group or others (mode 0775): they could \
+                 replace the file; chmod go-w {l}",
+                l = link.display()
+            )
+        );
+    }
 }
