@@ -34,14 +34,20 @@ deb-deps:
 # user, then run only the daemon as root (through sudo when not root).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
+# Root trusts only a config root owns, in directories only root can write
+# (knockd.conf(5), "Files knockd trusts"); a checkout is usually yours. So
+# the daemon runs a root-owned copy of the sample (mode 0600) in a private
+# directory mktemp makes as root, removed when knockd exits (Ctrl-C).
 run: deps
 	$(CARGO) build --release
-	@# git checks files out 0644; knockd rightly warns about a world-readable
-	@# config (sequences are secrets), so tighten the sample's mode first.
-	chmod go-rwx $(SAMPLE)
-	$(KNOCKD) --check -c $(SAMPLE)
-	@echo "knockd: listening on lo; knock from another terminal: $(TARGET_DIR)/release/knock -v 127.0.0.1 7000 8000 9000"
-	$(SUDO) $(KNOCKD) -i lo -c $(SAMPLE) -v
+	@set -e; \
+	dir=$$($(SUDO) mktemp -d /tmp/knockd-run.XXXXXX); \
+	trap '$(SUDO) rm -rf "$$dir"' EXIT INT TERM; \
+	$(SUDO) install -m 600 $(SAMPLE) "$$dir/knockd.conf"; \
+	echo "$(SUDO) $(KNOCKD) --check -c $$dir/knockd.conf"; \
+	$(SUDO) $(KNOCKD) --check -c "$$dir/knockd.conf"; \
+	echo "knockd: listening on lo; knock from another terminal: $(TARGET_DIR)/release/knock -v 127.0.0.1 7000 8000 9000"; \
+	$(SUDO) $(KNOCKD) -i lo -c "$$dir/knockd.conf" -v
 
 # Root runs the privileged tests too (#[ignore]d by default, so a normal
 # user sees them reported as ignored rather than failing), and then the

@@ -412,19 +412,32 @@ fn one_time_file_with_invalid_lines_warns_with_its_place() {
     );
 }
 
+/// Readable by others is a warning (knockd 0.8 installs it 0644); writable
+/// by them is an error (its commands run as root).
 #[test]
-fn world_readable_config_warns_but_checks() {
+fn world_readable_config_warns_but_checks_and_world_writable_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = config_file(&dir, "k.conf", b"[d]\nsequence = 1\n");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let o = knockd(&["--check", "-c", path.to_str().expect("utf-8 path")]);
     assert_eq!(code(&o), 0);
     assert_eq!(
         stderr(&o),
         format!(
-            "warning: {}: writable by group or others (mode 0666): whoever can edit it runs commands as root; chmod 600\n",
+            "warning: {}: readable by others (mode 0644): the knock sequences are secrets; chmod 600\n",
             path.display()
+        )
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = knockd(&["--check", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&o), EX_CONFIG);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{p}: is writable by group or others (mode 0666), and holds commands that run as root; \
+             chmod go-w {p}\nknockd: {p}: 1 error; not starting\n",
+            p = path.display()
         )
     );
 }
@@ -613,13 +626,14 @@ fn missing_config() {
 }
 
 #[test]
-fn device_as_config_is_bounded() {
-    // /dev/zero never ends and has no newline: the size cap must stop it.
+fn device_as_config_is_refused_before_reading() {
+    // /dev/zero never ends: the trust rule refuses it before a byte is read
+    // (the parser's size cap still bounds a huge regular file).
     let o = knockd(&["--check", "-c", "/dev/zero"]);
     assert_eq!(code(&o), EX_CONFIG);
     assert_eq!(
         stderr(&o),
-        "/dev/zero:1: file is larger than 16 MiB; is this the right file?\n\
+        "/dev/zero: is not a regular file (a device); name a regular file\n\
          knockd: /dev/zero: 1 error; not starting\n"
     );
 }

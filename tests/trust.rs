@@ -73,7 +73,7 @@ fn kill9_with_an_exhausted_one_time_file_then_restart_runs_the_stop() {
     let dir = test_dir();
     let p = d(dir.path());
     let otp = dir.path().join("otp");
-    fs::write(&otp, " 7601\n").unwrap();
+    private(&otp, " 7601\n");
     let conf = format!(
         "[otp]\n\tOne_Time_Sequences = {}\n\tStart_Command = touch {p}/opened-%IP%\n\
          \tStop_Command = touch {p}/closed-%IP%\n\tCmd_Timeout = 3\n",
@@ -553,4 +553,314 @@ fn after_a_restart_a_knock_runs_the_start_again() {
     });
     let msgs = again.stop();
     assert!(!msgs.iter().any(|m| m.contains("already open")), "{msgs:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 8. One trust rule for every file whose content becomes a root command or
+//    a secret (the config, its Include files, secret and one-time files):
+//    broken, it is a config error at the directive's line with the fix;
+//    never a hang on a FIFO, never a silently skipped link.
+
+const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n";
+
+/// `knockd --check -c conf`, bounded to 5 s (a FIFO once hung it).
+fn check(conf: &Path) -> (Option<i32>, String) {
+    let out = run_bounded(
+        Command::new(knockd_bin()).args(["--check".as_ref(), "-c".as_ref(), conf.as_os_str()]),
+        Duration::from_secs(5),
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// A private (0600) file of `text`.
+fn private(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn chown_nobody(path: &Path) {
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a user nobody");
+    nix::unistd::chown(path, Some(nobody.uid), None).unwrap();
+}
+
+/// The uid `chown_nobody` gives.
+fn nobody_uid() -> u32 {
+    nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a user nobody")
+        .uid
+        .as_raw()
+}
+
+/// Each way a file that feeds root can be untrusted, as `--check` sees
+/// it: exit 78 and the directive's `file:line` with the fix (before: the
+/// first four were accepted, 0666 was a warning, the link was skipped).
+#[test]
+#[ignore = "needs root: files owned by nobody"]
+fn untrusted_files_that_feed_root_fail_check_with_their_line() {
+    require_root("files owned by nobody");
+    let n = nobody_uid();
+    type Setup = fn(&Path) -> (String, String);
+    let cases: [(&str, Setup); 8] = [
+        ("included file owned by nobody", |dir| {
+            let f = dir.join("extra.conf");
+            private(&f, "[web]\n\tSequence = 1\n");
+            chown_nobody(&f);
+            (
+                "[options]\n\tInclude = extra.conf\n".into(),
+                format!(
+                    "knockd.conf:3: Include: {f} is owned by uid {n}, not root, and holds \
+                     commands that run as root; chown root {f}",
+                    f = f.display(),
+                    n = nobody_uid()
+                ),
+            )
+        }),
+        ("included file in a directory of mode 0777", |dir| {
+            let doors = dir.join("doors");
+            fs::create_dir(&doors).unwrap();
+            private(&doors.join("a.conf"), "[web]\n\tSequence = 1\n");
+            fs::set_permissions(&doors, fs::Permissions::from_mode(0o777)).unwrap();
+            (
+                "[options]\n\tInclude = doors/*.conf\n".into(),
+                format!(
+                    "knockd.conf:3: Include: {}/a.conf is in directory {d}, writable by group or \
+                     others (mode 0777): they could replace the file; chmod go-w {d}",
+                    doors.display(),
+                    d = doors.display()
+                ),
+            )
+        }),
+        ("included file of mode 0666", |dir| {
+            let f = dir.join("extra.conf");
+            private(&f, "[web]\n\tSequence = 1\n");
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o666)).unwrap();
+            (
+                "[options]\n\tInclude = extra.conf\n".into(),
+                format!(
+                    "knockd.conf:3: Include: {f} is writable by group or others (mode 0666), and \
+                     holds commands that run as root; chmod go-w {f}",
+                    f = f.display()
+                ),
+            )
+        }),
+        ("secret file owned by nobody", |dir| {
+            let k = dir.join("rot.key");
+            private(&k, SECRET);
+            chown_nobody(&k);
+            (
+                format!(
+                    "[rot]\n\tSequence_Ports = 7700-7799\n\tSequence_Length = 4\n\
+                     \tSequence_Secret_File = {}\n",
+                    k.display()
+                ),
+                format!(
+                    "knockd.conf:6: Sequence_Secret_File: {k} is owned by uid {n}, not root, and \
+                     holds a rotating door's secret; chown root {k}",
+                    k = k.display(),
+                    n = nobody_uid()
+                ),
+            )
+        }),
+        ("secret file readable by its group", |dir| {
+            let k = dir.join("rot.key");
+            private(&k, SECRET);
+            fs::set_permissions(&k, fs::Permissions::from_mode(0o640)).unwrap();
+            (
+                format!(
+                    "[rot]\n\tSequence_Ports = 7700-7799\n\tSequence_Length = 4\n\
+                     \tSequence_Secret_File = {}\n",
+                    k.display()
+                ),
+                format!(
+                    "knockd.conf:6: Sequence_Secret_File: {k} is readable by group or others \
+                     (mode 0640), and holds a rotating door's secret; chmod go-rwx {k}",
+                    k = k.display()
+                ),
+            )
+        }),
+        ("one-time file owned by nobody", |dir| {
+            let o = dir.join("otp");
+            private(&o, " 7671\n");
+            chown_nobody(&o);
+            (
+                format!("[otp]\n\tOne_Time_Sequences = {}\n", o.display()),
+                format!(
+                    "knockd.conf:4: One_Time_Sequences: {o} is owned by uid {n}, not root, and \
+                     holds one-time knock sequences; chown root {o}",
+                    o = o.display(),
+                    n = nobody_uid()
+                ),
+            )
+        }),
+        ("the main config owned by nobody", |dir| {
+            let c = dir.join("knockd.conf");
+            (
+                "[d]\n\tSequence = 1\n".into(),
+                format!(
+                    "knockd.conf: is owned by uid {n}, not root, and holds commands that run \
+                     as root; chown root {c}",
+                    c = c.display(),
+                    n = nobody_uid()
+                ),
+            )
+        }),
+        ("a link matched by a wildcard", |dir| {
+            let doors = dir.join("doors");
+            fs::create_dir(&doors).unwrap();
+            private(&dir.join("real.conf"), "[web]\n\tSequence = 1\n");
+            std::os::unix::fs::symlink(dir.join("real.conf"), doors.join("web.conf")).unwrap();
+            (
+                "[options]\n\tInclude = doors/*.conf\n".into(),
+                format!(
+                    "knockd.conf:3: Include: {}/web.conf is a symbolic link; name the file \
+                     itself (knockd follows no link to a file it trusts)",
+                    doors.display()
+                ),
+            )
+        }),
+    ];
+    let mut failed = Vec::new();
+    for (case, setup) in cases {
+        let dir = test_dir();
+        let (conf, want) = setup(dir.path());
+        let path = write_config(dir.path(), &conf);
+        if case == "the main config owned by nobody" {
+            chown_nobody(&path);
+        }
+        let want = format!("{}/{want}", d(dir.path()));
+        let (code, err) = check(&path);
+        if code != Some(78) || !err.lines().any(|l| l == want) {
+            failed.push(format!(
+                "{case}: exit {code:?}, wanted 78 and the line\n  {want}\nstderr:\n{err}"
+            ));
+        }
+    }
+    assert!(failed.is_empty(), "uid nobody = {n}\n{}", failed.join("\n"));
+}
+
+/// Not only `--check`: the daemon does not start either (78), with the same
+/// line.
+#[test]
+#[ignore = "needs root: a file owned by nobody, capture on lo"]
+fn an_included_file_owned_by_nobody_keeps_the_daemon_from_starting() {
+    require_root("a file owned by nobody, capture on lo");
+    let _shared = shared();
+    let dir = test_dir();
+    let extra = dir.path().join("extra.conf");
+    private(
+        &extra,
+        &format!(
+            "[web]\n\tSequence = 7672\n\tCommand = touch {}/opened\n",
+            d(dir.path())
+        ),
+    );
+    chown_nobody(&extra);
+    let conf = write_config(dir.path(), "[options]\n\tInclude = extra.conf\n");
+    let out = run_bounded(
+        Command::new(knockd_bin()).args([
+            "-i".as_ref(),
+            "lo".as_ref(),
+            "-c".as_ref(),
+            conf.as_os_str(),
+        ]),
+        Duration::from_secs(15),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    let e = extra.display();
+    assert!(
+        err.lines().any(|l| l
+            == format!(
+                "{}:3: Include: {e} is owned by uid {}, not root, and holds commands that run \
+                 as root; chown root {e}",
+                conf.display(),
+                nobody_uid()
+            )),
+        "{err}"
+    );
+}
+
+/// A secret file that is a FIFO: `--check` answers at once with the error
+/// (before: it waited for a writer for ever).
+#[test]
+fn a_secret_file_that_is_a_fifo_fails_check_at_once() {
+    let dir = test_dir();
+    let key = dir.path().join("rot.key");
+    nix::unistd::mkfifo(&key, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let conf = write_config(
+        dir.path(),
+        &format!(
+            "[rot]\n\tSequence_Ports = 7700-7799\n\tSequence_Length = 4\n\
+             \tSequence_Secret_File = {}\n",
+            key.display()
+        ),
+    );
+    let started = Instant::now();
+    let (code, err) = check(&conf);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.lines().any(|l| l
+            == format!(
+            "{}:6: Sequence_Secret_File: {} is not a regular file (a FIFO); name a regular file",
+            conf.display(),
+            key.display()
+        )),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// SIGHUP while a secret file is a FIFO: the reload fails with the error
+/// logged, and the running daemon goes on serving: a door's due stop runs,
+/// and a knock still opens (before: the main loop waited on the FIFO, and
+/// capture and stops with it).
+#[test]
+#[ignore = "needs root: packet injection and live capture on lo"]
+fn a_fifo_at_sighup_is_a_logged_error_and_the_daemon_keeps_serving() {
+    require_root("packet injection and live capture on lo");
+    let _shared = shared();
+    let dir = test_dir();
+    let p = d(dir.path());
+    let key = dir.path().join("rot.key");
+    private(&key, SECRET);
+    let conf = format!(
+        "[rot]\n\tSequence_Ports = 7700-7799\n\tSequence_Length = 4\n\
+         \tSequence_Secret_File = {k}\n\
+         [door]\n\tSequence = 7675\n\tStart_Command = touch {p}/opened-%IP%\n\
+         \tStop_Command = touch {p}/closed-%IP%\n\tCmd_Timeout = 2\n",
+        k = key.display()
+    );
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    let mut inj = Injector::lo();
+    inj.knock_from(src(71), &[7675]);
+    daemon.wait_for_file(&dir.path().join("opened-127.0.3.71"));
+    fs::remove_file(&key).unwrap();
+    nix::unistd::mkfifo(&key, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let conf_path = dir.path().join("knockd.conf");
+    daemon.wait_for_line(
+        &format!(
+            "{}: 1 error(s); keeping the running configuration",
+            conf_path.display()
+        ),
+        WAIT,
+    );
+    // The stop due 2 s after the open runs; a new knock opens.
+    daemon.wait_for_file(&dir.path().join("closed-127.0.3.71"));
+    inj.knock_from(src(72), &[7675]);
+    daemon.wait_for_file(&dir.path().join("opened-127.0.3.72"));
+    let msgs = daemon.stop();
+    let error = format!(
+        "config error: {}:6: Sequence_Secret_File: {} is not a regular file (a FIFO); \
+         name a regular file",
+        conf_path.display(),
+        key.display()
+    );
+    assert!(msgs.contains(&error), "{msgs:#?}");
 }

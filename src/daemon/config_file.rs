@@ -1,5 +1,6 @@
-//! Reading knockd.conf from disk: the file, then each door's
-//! one-time-sequences file (the resolve step), and who else may touch it.
+//! Reading knockd.conf from disk: the file, its `Include` files, then each
+//! door's secret or one-time-sequences file (the resolve step), every one
+//! under the trust rule of [`safe_file::open_trusted`].
 //!
 //! Parsing is [`crate::core::config`]'s; this module only opens files and
 //! turns what it finds into the same `file:line` diagnostics.
@@ -8,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::onetime_file;
+use super::safe_file::{self, Holds, TrustError};
 use crate::core::config::onetime::first_live;
 use crate::core::config::{
     io_reason, parse_partial, Config, Diagnostics, Options, Parsed, SecretSource, SequenceSource,
@@ -16,23 +18,27 @@ use crate::core::config::{
 use crate::core::rotate::Secret;
 
 /// Reads, parses and resolves the config file at `path`: every problem of
-/// the file (its own lines and its one-time files) in one pass.
+/// the file (its own lines, its included, secret and one-time files) in
+/// one pass. Each of those files must pass the trust rule
+/// ([`safe_file::open_trusted`]): it is opened without following a link
+/// or blocking, and one others could have written is an error.
 ///
-/// Permission problems are not checked here; see [`permission_warnings`].
+/// That others can read the main file is only a warning; see
+/// [`permission_warnings`].
 pub fn load(path: &Path) -> Result<Parsed, Diagnostics> {
     let mut diag = Diagnostics::default();
-    let file = match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            diag.error(path, None, None, "is a directory, not a config file");
-            return Err(diag);
-        }
-        Ok(_) => std::fs::File::open(path),
-        Err(e) => Err(e),
-    };
-    match file {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        diag.error(path, None, None, "is a directory, not a config file");
+        return Err(diag);
+    }
+    match safe_file::open_trusted(path, Holds::Commands, false) {
         Ok(file) => load_from(file, path),
-        Err(e) => {
+        Err(TrustError::Io(e)) => {
             diag.error(path, None, None, format!("cannot read: {}", io_reason(&e)));
+            Err(diag)
+        }
+        Err(TrustError::Untrusted(why)) => {
+            diag.error(path, None, None, why);
             Err(diag)
         }
     }
@@ -71,16 +77,15 @@ fn include(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
             }
         };
         for file in files {
-            let text = match std::fs::File::open(&file) {
+            // Its commands run as root just as the main file's do.
+            let text = match safe_file::open_trusted(&file, Holds::Commands, false) {
                 Ok(f) => f,
                 Err(e) => {
-                    let message = format!("cannot read {}: {}", file.display(), io_reason(&e));
-                    diag.error(main, Some(line), Some("Include"), message);
+                    diag.error(main, Some(line), Some("Include"), e.about(&file));
                     continue;
                 }
             };
             let (part, d) = parse_partial(text, &file);
-            // Its commands run as root just as the main file's do.
             diag.warnings.extend(permission_warnings(&file));
             diag.errors.extend(d.errors);
             diag.warnings.extend(d.warnings);
@@ -135,7 +140,10 @@ fn include(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
 /// The files `pattern` names, in name order: `*` and `?` may appear in its
 /// last part only (`/etc/knockd.d/*.conf`); a relative pattern is taken
 /// from `base` (the main config's directory). A pattern without wildcards
-/// names one file, which must exist.
+/// names one file, which must exist. A wildcard skips directories only:
+/// a link, FIFO or device it matches is returned, for the trust rule to
+/// report (the admin meant it to hold doors; skipping it would lose them
+/// without a word).
 fn glob(base: &Path, pattern: &str) -> Result<Vec<std::path::PathBuf>, String> {
     let path = base.join(pattern);
     let wild = |s: &str| s.contains(['*', '?']);
@@ -149,17 +157,16 @@ fn glob(base: &Path, pattern: &str) -> Result<Vec<std::path::PathBuf>, String> {
         ));
     }
     if !wild(name) {
-        return if path.is_file() {
-            Ok(vec![path])
-        } else {
-            Err(format!("{} is not a file", path.display()))
+        return match std::fs::symlink_metadata(&path) {
+            Ok(m) if !m.is_dir() => Ok(vec![path]),
+            _ => Err(format!("{} is not a file", path.display())),
         };
     }
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read {}: {}", dir.display(), io_reason(&e)))?;
     let mut files: Vec<std::path::PathBuf> = entries
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
         .filter(|e| e.file_name().to_str().is_some_and(|n| matches(name, n)))
         .map(|e| e.path())
         .collect();
@@ -167,46 +174,51 @@ fn glob(base: &Path, pattern: &str) -> Result<Vec<std::path::PathBuf>, String> {
     Ok(files)
 }
 
-/// Shell-style matching of `name` against `pattern` with `*` and `?`; a
-/// leading dot is matched only by a leading dot (no hidden files by `*`).
-/// Greedy with one backtrack point, so linear in practice whatever the
-/// pattern.
+/// Shell-style matching of `name` against `pattern` with `*` and `?`, by
+/// character (`?.conf` matches `é.conf`); neither ever matches a `/`, and
+/// a leading dot is matched only by a leading dot (no hidden files by
+/// `*`). Greedy with one backtrack point, so linear in practice whatever
+/// the pattern.
 fn matches(pattern: &str, name: &str) -> bool {
     if name.starts_with('.') && !pattern.starts_with('.') {
         return false;
     }
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
     let (mut i, mut j) = (0, 0);
     // Where the last `*` was, and the name position it currently covers to.
     let mut star: Option<(usize, usize)> = None;
     while j < n.len() {
         match p.get(i) {
-            Some(b'*') => {
+            Some('*') => {
                 star = Some((i, j));
                 i += 1;
             }
-            Some(&c) if c == b'?' || c == n[j] => {
+            Some(&c) if (c == '?' && n[j] != '/') || c == n[j] => {
                 i += 1;
                 j += 1;
             }
+            // A `*` extends over one more character, never over a `/`.
             _ => match star {
-                Some((si, sj)) => {
+                Some((si, sj)) if n[sj] != '/' => {
                     star = Some((si, sj + 1));
                     i = si + 1;
                     j = sj + 1;
                 }
-                None => return false,
+                _ => return false,
             },
         }
     }
-    p[i..].iter().all(|&c| c == b'*')
+    p[i..].iter().all(|&c| c == '*')
 }
 
 /// The `[options]` of the file at `path` as far as they parse: a config
 /// with errors still names its `StateFile` and `LogFile`, which a daemon
 /// that cannot start needs to close the doors an earlier run left open.
+/// A file that fails the trust rule gives the defaults: whoever could
+/// write it must not choose where root appends its log.
 pub fn options_despite_errors(path: &Path) -> Options {
-    match std::fs::File::open(path) {
+    match safe_file::open_trusted(path, Holds::Commands, false) {
         Ok(file) => parse_partial(file, path).0.options,
         Err(_) => Options::default(),
     }
@@ -250,7 +262,7 @@ pub fn resolve(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
         };
         let shown = path.display().to_string();
         let problem = match onetime_file::read(path) {
-            Err(e) => Some(format!("cannot read {shown}: {}", io_reason(&e))),
+            Err(e) => Some(e.about(path)),
             Ok(text) => match first_live(&text, path, |_| false, &mut diag.warnings) {
                 None => {
                     diag.warn(
@@ -281,26 +293,13 @@ pub fn resolve(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
 /// Largest secret file read: a secret is a line of base32.
 const MAX_SECRET_FILE_BYTES: u64 = 4096;
 
-/// A rotating door's secret file: refused when others can read it (as ssh
-/// refuses such a private key), else its base32 content.
+/// A rotating door's secret file, under the trust rule (refused, too,
+/// when others can read it, as ssh refuses such a private key): its
+/// base32 content.
 fn read_secret(path: &Path) -> Result<Secret, String> {
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{shown} can be read or written by group or others (mode {mode:04o}): the secret would not be one; chmod 600 {shown}"
-        ));
-    }
+    let file = safe_file::open_trusted(path, Holds::Secret, false).map_err(|e| e.about(path))?;
     let mut text = String::new();
     file.take(MAX_SECRET_FILE_BYTES)
         .read_to_string(&mut text)
@@ -308,36 +307,27 @@ fn read_secret(path: &Path) -> Result<Secret, String> {
     Secret::from_base32(&text).map_err(|e| format!("{shown}: {e}"))
 }
 
-/// Warnings about who else may read or change the file: it holds secret
-/// sequences and commands that run as root.
+/// A warning when others may read the file: it holds the knock sequences.
+/// (That they may write it is an error of [`load`]: the trust rule.)
 pub fn permission_warnings(path: &Path) -> Vec<Warning> {
     use std::os::unix::fs::PermissionsExt;
     // Only a regular file has a meaningful mode here; a directory or device
     // given by mistake is reported by `load`.
-    let meta = match std::fs::metadata(path) {
+    let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() => meta,
         _ => return Vec::new(),
     };
     let mode = meta.permissions().mode() & 0o777;
-    let mut out = Vec::new();
-    if mode & 0o022 != 0 {
-        out.push(Warning {
-            file: path.to_path_buf(),
-            line: None,
-            message: format!(
-                "writable by group or others (mode {mode:04o}): whoever can edit it runs commands as root; chmod 600"
-            ),
-        });
-    } else if mode & 0o004 != 0 {
-        out.push(Warning {
+    if mode & 0o022 == 0 && mode & 0o004 != 0 {
+        return vec![Warning {
             file: path.to_path_buf(),
             line: None,
             message: format!(
                 "readable by others (mode {mode:04o}): the knock sequences are secrets; chmod 600"
             ),
-        });
+        }];
     }
-    out
+    Vec::new()
 }
 
 #[cfg(test)]

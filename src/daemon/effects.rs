@@ -7,7 +7,6 @@ use super::nft_doors::NftDoors;
 use super::onetime_file;
 use super::output::Output;
 use super::runner::Runner;
-use crate::core::config::io_reason;
 use crate::core::knock::Timestamp;
 use crate::core::service::{
     CommandEnd, Effect, JournalEntry, JournalRecord, JournalWrite, Notice, Readiness, Service,
@@ -99,7 +98,7 @@ impl Executor {
                     } else {
                         onetime_file::read(&path)
                     };
-                    service.handle_one_time_file(door, bytes.map_err(|e| io_reason(&e)), now);
+                    service.handle_one_time_file(door, bytes.map_err(|e| e.to_string()), now);
                 }
                 Effect::InstallFilter(filter) => host.install_filter(&mut self.out, &filter, now),
                 Effect::SetLogFile(path) => {

@@ -2,10 +2,20 @@
 //! link, temporary files only fresh (`O_EXCL`), and files whose content is
 //! trusted (the journal runs its commands) only when nobody else could have
 //! written them.
+//!
+//! [`open_trusted`] is the one rule for every file whose content becomes a
+//! root command or a secret: the config, its `Include` files, secret files
+//! and one-time files. It is sshd's `StrictModes` (`safe_path`), with one
+//! choice of ours: a sticky directory owned by root (as `/tmp`) is accepted
+//! above a file's own directory (nobody else can rename or replace entries
+//! they do not own in it), never as the file's own directory, where others
+//! can plant names beside the file (a file an `Include` wildcard matches, a
+//! hard link).
 
-use std::fs::{File, OpenOptions};
+use std::collections::HashSet;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Opens (creating with `mode`) for appending, refusing a symbolic link at
@@ -62,6 +72,194 @@ fn explain_loop(e: io::Error) -> io::Error {
     } else {
         e
     }
+}
+
+/// What a trusted file holds: it decides whether others may read it, and
+/// what its error messages say is at stake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// The config or an included file: commands that run as root. Others
+    /// may read it (knockd 0.8 installs it 0644; a warning says so).
+    Commands,
+    /// A rotating door's secret: nobody else may read it.
+    Secret,
+    /// One-time sequences: nobody else may read them.
+    OneTime,
+}
+
+impl Holds {
+    fn what(self) -> &'static str {
+        match self {
+            Holds::Commands => "commands that run as root",
+            Holds::Secret => "a rotating door's secret",
+            Holds::OneTime => "one-time knock sequences",
+        }
+    }
+}
+
+/// Why [`open_trusted`] gave no file.
+#[derive(Debug)]
+pub enum TrustError {
+    /// It could not be opened or examined (no such file, permission).
+    Io(io::Error),
+    /// It is there, but not to be trusted: why, ending with the fix. A
+    /// phrase whose subject is the file (`is owned by uid 65534, ...`).
+    Untrusted(String),
+}
+
+impl std::fmt::Display for TrustError {
+    /// The reason alone, for a message that names the file before it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrustError::Io(e) => f.write_str(&crate::core::config::io_reason(e)),
+            TrustError::Untrusted(why) => f.write_str(why),
+        }
+    }
+}
+
+impl TrustError {
+    /// A message naming `path`: `cannot read PATH: no such file`, or
+    /// `PATH is owned by ...; chown root PATH`.
+    pub fn about(&self, path: &Path) -> String {
+        match self {
+            TrustError::Io(_) => format!("cannot read {}: {self}", path.display()),
+            TrustError::Untrusted(why) => format!("{} {why}", path.display()),
+        }
+    }
+}
+
+/// Opens `path` (for reading, and writing when `write`) under the trust
+/// rule, or says why not: without following a link and without blocking
+/// (`O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`, so a FIFO cannot stall the main
+/// loop), then on the descriptor: a regular file, owned by root or by
+/// knockd's own user, not writable by group or others (nor readable, for
+/// [`Holds::Secret`] and [`Holds::OneTime`]); then every directory on its
+/// path, as given and as resolved, owned by root or knockd's user and not
+/// writable by group or others (sticky ones owned so accepted above the
+/// file's own directory; see the module doc).
+pub fn open_trusted(path: &Path, holds: Holds, write: bool) -> Result<File, TrustError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        // ELOOP is a link at the last component; ENXIO a FIFO opened for
+        // writing with no reader; both mean a file that is not one.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(TrustError::Untrusted(
+            "is a symbolic link; name the file itself (knockd follows no link to a file it trusts)"
+                .into(),
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(TrustError::Untrusted(
+                "is not a regular file; name a regular file".into(),
+            ))
+        }
+        Err(e) => return Err(TrustError::Io(e)),
+    };
+    let meta = file.metadata().map_err(TrustError::Io)?;
+    if let Some(why) = untrusted_file(&meta, path, holds) {
+        return Err(TrustError::Untrusted(why));
+    }
+    if let Some(why) = untrusted_dirs(path).map_err(TrustError::Io)? {
+        return Err(TrustError::Untrusted(why));
+    }
+    Ok(file)
+}
+
+/// Whom a trusted file or directory may belong to, as a message says it.
+fn owners(euid: u32) -> String {
+    if euid == 0 {
+        "root".into()
+    } else {
+        format!("root or uid {euid} (knockd's user)")
+    }
+}
+
+/// The file itself, from `fstat` on its descriptor.
+fn untrusted_file(meta: &Metadata, path: &Path, holds: Holds) -> Option<String> {
+    let shown = path.display();
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Some(format!(
+            "is not a regular file ({kind}); name a regular file"
+        ));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    let what = holds.what();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Some(format!(
+            "is owned by uid {}, not {}, and holds {what}; chown root {shown}",
+            meta.uid(),
+            owners(euid)
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "is writable by group or others (mode {mode:04o}), and holds {what}; chmod go-w {shown}"
+        ));
+    }
+    if holds != Holds::Commands && mode & 0o044 != 0 {
+        return Some(format!(
+            "is readable by group or others (mode {mode:04o}), and holds {what}; chmod go-rwx {shown}"
+        ));
+    }
+    None
+}
+
+/// Every directory on the way to `path`: each prefix of the path as given
+/// (followed, so a linked directory is checked where it points) and each
+/// ancestor of its resolved directory, each once.
+fn untrusted_dirs(path: &Path) -> io::Result<Option<String>> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let abs = std::path::absolute(path)?;
+    let Some(parent) = abs.parent() else {
+        return Ok(None);
+    };
+    let own = std::fs::metadata(parent)?;
+    let resolved = std::fs::canonicalize(parent)?;
+    let mut seen = HashSet::new();
+    for dir in parent.ancestors().chain(resolved.ancestors()) {
+        let m = std::fs::metadata(dir)?;
+        if !seen.insert((m.dev(), m.ino())) {
+            continue;
+        }
+        let d = dir.display();
+        if m.uid() != 0 && m.uid() != euid {
+            return Ok(Some(format!(
+                "is in directory {d}, owned by uid {}, not {}: that user could replace the file; chown root {d}",
+                m.uid(),
+                owners(euid)
+            )));
+        }
+        let mode = m.mode() & 0o7777;
+        if mode & 0o022 == 0 {
+            continue;
+        }
+        let is_own = (m.dev(), m.ino()) == (own.dev(), own.ino());
+        if mode & 0o1000 == 0 {
+            return Ok(Some(format!(
+                "is in directory {d}, writable by group or others (mode {mode:04o}): they could replace the file; chmod go-w {d}"
+            )));
+        }
+        if is_own {
+            return Ok(Some(format!(
+                "is in directory {d}, writable by others (mode {mode:04o}): they could plant files beside it; move the file into a directory only root can write"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Why a file (or its directory) cannot be trusted, with the fix, or `None`
@@ -175,6 +373,59 @@ mod tests {
         assert!(
             why.contains("is writable by group or others (mode 0777)"),
             "{why}"
+        );
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn why(path: &Path) -> String {
+        match open_trusted(path, Holds::Commands, false) {
+            Ok(_) => "trusted".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// A linked directory is checked where it points, and the directories
+    /// on the path as written are checked too: either could let others
+    /// swap the file.
+    #[test]
+    fn directories_are_checked_as_written_and_as_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let (open, private) = (dir.path().join("open"), dir.path().join("private"));
+        std::fs::create_dir(&open).unwrap();
+        std::fs::create_dir(&private).unwrap();
+        chmod(&private, 0o700);
+        let file = private.join("k.conf");
+        std::fs::write(&file, "").unwrap();
+        chmod(&file, 0o600);
+        assert_eq!(why(&file), "trusted");
+        // Written through a link in a directory others can write.
+        std::os::unix::fs::symlink(&private, open.join("via")).unwrap();
+        chmod(&open, 0o777);
+        assert_eq!(
+            why(&open.join("via/k.conf")),
+            format!(
+                "is in directory {o}, writable by group or others (mode 0777): they could \
+                 replace the file; chmod go-w {o}",
+                o = open.display()
+            )
+        );
+        // A link (in a safe directory) to a directory others can write.
+        chmod(&open, 0o755);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&open, &link).unwrap();
+        std::fs::rename(&file, open.join("k.conf")).unwrap();
+        assert_eq!(why(&link.join("k.conf")), "trusted");
+        chmod(&open, 0o775);
+        assert_eq!(
+            why(&link.join("k.conf")),
+            format!(
+                "is in directory {l}, writable by group or others (mode 0775): they could \
+                 replace the file; chmod go-w {l}",
+                l = link.display()
+            )
         );
     }
 }

@@ -49,11 +49,28 @@ fn steps(seq: &Sequence) -> Vec<(u16, Proto)> {
     seq.steps().iter().map(|s| (s.port, s.proto)).collect()
 }
 
-fn temp_file(text: &[u8]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+/// A file (mode 0600) alone in a private directory: the trust rule refuses
+/// a file directly in /tmp, where others can plant names beside it.
+struct TempFile {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl TempFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn temp_file(text: &[u8]) -> TempFile {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("file");
+    let mut f = std::fs::File::create(&path).expect("temp file");
     f.write_all(text).expect("write temp file");
     f.flush().expect("flush temp file");
-    f
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    TempFile { _dir: dir, path }
 }
 
 fn rule(set: TcpFlags, clear: TcpFlags) -> FlagRule {
@@ -187,12 +204,14 @@ fn one_time_sequences_unreadable() {
             dir.path().display()
         )),
         format!(
-            "k.conf:2: One_Time_Sequences: cannot read {}: is a directory",
+            "k.conf:2: One_Time_Sequences: {} is not a regular file (a directory); name a regular file",
             dir.path().display()
         )
     );
 }
 
+/// Readable by others is a warning (knockd 0.8 installs 0644); writable by
+/// group or others is an error of `load` (the trust rule), not a warning.
 #[test]
 fn permission_warnings_by_mode() {
     use std::os::unix::fs::PermissionsExt;
@@ -211,14 +230,8 @@ fn permission_warnings_by_mode() {
             "warning: {p}: readable by others (mode 0644): the knock sequences are secrets; chmod 600"
         )]
     );
-    let writable = |mode: &str| {
-        [format!(
-            "warning: {p}: writable by group or others (mode {mode}): whoever can edit it runs commands as root; chmod 600"
-        )]
-    };
-    assert_eq!(set(0o660), writable("0660"));
-    assert_eq!(set(0o602), writable("0602"));
-    assert_eq!(set(0o666), writable("0666"));
+    assert!(set(0o660).is_empty(), "an error of load, not a warning");
+    assert!(set(0o666).is_empty(), "an error of load, not a warning");
     assert!(permission_warnings(Path::new("/nonexistent/knockd.conf")).is_empty());
     // Not a regular file: `load` reports it; a mode warning would be noise.
     assert!(permission_warnings(Path::new("/dev/null")).is_empty());
@@ -363,8 +376,8 @@ fn secret_files_must_be_private() {
     assert_eq!(
         error(&text),
         format!(
-            "k.conf:4: Sequence_Secret_File: {k} can be read or written by group or others \
-             (mode 0644): the secret would not be one; chmod 600 {k}"
+            "k.conf:4: Sequence_Secret_File: {k} is readable by group or others (mode 0644), \
+             and holds a rotating door's secret; chmod go-rwx {k}"
         )
     );
     std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -481,26 +494,6 @@ fn include_patterns_that_name_nothing_usable() {
 }
 
 #[test]
-fn an_included_file_others_can_write_is_warned_about() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = config_dir(&[
-        ("knockd.conf", "[options]\n Include = extra.conf\n"),
-        ("extra.conf", "[web]\n sequence = 1\n command = y\n"),
-    ]);
-    let extra = dir.path().join("extra.conf");
-    std::fs::set_permissions(&extra, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let (_, warnings) = load(&dir.path().join("knockd.conf")).expect("loads");
-    let got = lines(&warnings);
-    assert_eq!(got.len(), 1, "{got:#?}");
-    assert!(
-        got[0].starts_with(&format!("warning: {}:", extra.display())),
-        "{}",
-        got[0]
-    );
-    assert!(got[0].contains("runs commands as root"), "{}", got[0]);
-}
-
-#[test]
 fn glob_matching() {
     assert!(matches("*.conf", "a.conf"));
     assert!(matches("?.conf", "a.conf"));
@@ -511,4 +504,341 @@ fn glob_matching() {
     assert!(!matches("a*b*c", "aXbY"));
     // Many stars against a long name stay quick enough for a config.
     assert!(!matches("*a*a*a*a*a*b", &"a".repeat(40)));
+}
+
+#[test]
+fn glob_question_mark_matches_one_character_not_one_byte() {
+    assert!(matches("?.conf", "é.conf"), "é is two bytes, one character");
+    assert!(matches("??.conf", "日本.conf"));
+    assert!(!matches("?.conf", "日本.conf"));
+    assert!(matches("*é*", "xxéyy"));
+    assert!(matches("d?r", "dör"));
+}
+
+#[test]
+fn glob_star_and_question_mark_never_cross_a_slash() {
+    assert!(!matches("a*c", "a/c"));
+    assert!(!matches("a?c", "a/c"));
+    assert!(!matches("*", "x/y"));
+}
+
+#[test]
+fn include_matches_non_ascii_names_by_character() {
+    let dir = config_dir(&[
+        ("knockd.conf", "[options]\n Include = ?.conf\n"),
+        ("é.conf", "[accent]\n sequence = 1\n command = x\n"),
+        ("ab.conf", "[two]\n sequence = 2\n command = x\n"),
+    ]);
+    let (config, _) = load(&dir.path().join("knockd.conf")).expect("loads");
+    let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["accent"]);
+}
+
+// ---------------------------------------------------------------------------
+// One trust rule for every file whose content becomes a root command or a
+// secret. Ownership by another user needs root (tests/trust.rs); modes,
+// links, FIFOs and directories are tested here.
+
+/// `f` on another thread, failing when it takes over 5 s: a FIFO opened
+/// for reading blocks until a writer comes, and before the trust rule
+/// `load` waited for one for ever.
+fn within_5s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still blocked after 5 s")
+        }
+        Err(_) => panic!("{what} failed: see the panic above"),
+    }
+}
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The errors of loading `dir/knockd.conf`, within 5 s.
+fn load_errors(dir: &Path) -> Vec<String> {
+    let main = dir.join("knockd.conf");
+    within_5s("load", move || match load(&main) {
+        Ok((c, w)) => panic!(
+            "loaded: {:?} doors, warnings {:?}",
+            c.doors.len(),
+            lines(&w)
+        ),
+        Err(d) => lines(&d.errors),
+    })
+}
+
+#[test]
+fn trust_an_included_file_others_can_write_is_an_error() {
+    let dir = config_dir(&[
+        ("knockd.conf", "[options]\n Include = extra.conf\n"),
+        ("extra.conf", "[web]\n sequence = 1\n command = y\n"),
+    ]);
+    let extra = dir.path().join("extra.conf");
+    let (m, e) = (dir.path().join("knockd.conf"), extra.display());
+    for mode in [0o666, 0o620, 0o602] {
+        chmod(&extra, mode);
+        assert_eq!(
+            load_errors(dir.path()),
+            [format!(
+                "{}:2: Include: {e} is writable by group or others (mode {mode:04o}), \
+                 and holds commands that run as root; chmod go-w {e}",
+                m.display()
+            )]
+        );
+    }
+}
+
+#[test]
+fn trust_an_included_files_directory_others_can_write_is_an_error() {
+    let dir = config_dir(&[(
+        "knockd.conf",
+        "[options]\n Include = doors/*.conf\n[main]\n sequence = 1\n",
+    )]);
+    let doors = dir.path().join("doors");
+    std::fs::create_dir(&doors).expect("mkdir");
+    let a = doors.join("a.conf");
+    std::fs::write(&a, "[a]\n sequence = 2\n").expect("write");
+    chmod(&a, 0o600);
+    chmod(&doors, 0o777);
+    let m = dir.path().join("knockd.conf");
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:2: Include: {} is in directory {d}, writable by group or others (mode 0777): \
+             they could replace the file; chmod go-w {d}",
+            m.display(),
+            a.display(),
+            d = doors.display()
+        )]
+    );
+    chmod(&doors, 0o755);
+    assert!(load(&m).is_ok());
+}
+
+/// The main config's own directory, or one above it, writable by others.
+#[test]
+fn trust_a_main_config_in_a_directory_others_can_write_is_an_error() {
+    let dir = config_dir(&[("knockd.conf", "[main]\n sequence = 1\n")]);
+    let m = dir.path().join("knockd.conf");
+    chmod(dir.path(), 0o770);
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{m}: is in directory {d}, writable by group or others (mode 0770): \
+             they could replace the file; chmod go-w {d}",
+            m = m.display(),
+            d = dir.path().display()
+        )]
+    );
+    // Sticky (as /tmp): others cannot replace a file they do not own, but
+    // they can plant names beside it, so it is refused as the file's own
+    // directory, and accepted above it.
+    chmod(dir.path(), 0o1777);
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{m}: is in directory {d}, writable by others (mode 1777): they could plant \
+             files beside it; move the file into a directory only root can write",
+            m = m.display(),
+            d = dir.path().display()
+        )]
+    );
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).expect("mkdir");
+    chmod(&private, 0o700);
+    std::fs::rename(&m, private.join("knockd.conf")).expect("move");
+    assert!(load(&private.join("knockd.conf")).is_ok());
+    // Not sticky above: refused, naming that directory.
+    chmod(dir.path(), 0o777);
+    assert_eq!(
+        load_errors(&private),
+        [format!(
+            "{m}: is in directory {d}, writable by group or others (mode 0777): \
+             they could replace the file; chmod go-w {d}",
+            m = private.join("knockd.conf").display(),
+            d = dir.path().display()
+        )]
+    );
+    chmod(dir.path(), 0o700);
+}
+
+#[test]
+fn trust_a_main_config_that_is_a_fifo_or_a_link_is_an_error() {
+    let dir = config_dir(&[("real.conf", "[main]\n sequence = 1\n")]);
+    let m = dir.path().join("knockd.conf");
+    std::os::unix::fs::symlink(dir.path().join("real.conf"), &m).expect("symlink");
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}: is a symbolic link; name the file itself (knockd follows no link to a file it trusts)",
+            m.display()
+        )]
+    );
+    std::fs::remove_file(&m).expect("rm");
+    mkfifo(&m);
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}: is not a regular file (a FIFO); name a regular file",
+            m.display()
+        )]
+    );
+    // Serving with a broken config reads its options (the journal's path)
+    // again: that must not block either.
+    let opts = within_5s("options_despite_errors", move || {
+        options_despite_errors(&m).state_file
+    });
+    assert_eq!(opts, None);
+}
+
+fn rotating_conf(key: &Path) -> String {
+    format!(
+        "[ssh]\nSequence_Ports = 10000-10999\nSequence_Length = 5\nSequence_Secret_File = {}\n",
+        key.display()
+    )
+}
+
+#[test]
+fn trust_a_secret_file_that_is_a_fifo_is_an_error_not_a_hang() {
+    let dir = config_dir(&[]);
+    let key = dir.path().join("ssh.key");
+    mkfifo(&key);
+    std::fs::write(dir.path().join("knockd.conf"), rotating_conf(&key)).expect("write");
+    chmod(&dir.path().join("knockd.conf"), 0o600);
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:4: Sequence_Secret_File: {k} is not a regular file (a FIFO); name a regular file",
+            dir.path().join("knockd.conf").display(),
+            k = key.display()
+        )]
+    );
+}
+
+#[test]
+fn trust_a_secret_file_readable_by_group_or_a_link_is_an_error() {
+    let dir = config_dir(&[("real.key", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n")]);
+    let real = dir.path().join("real.key");
+    let m = dir.path().join("knockd.conf");
+    std::fs::write(&m, rotating_conf(&real)).expect("write");
+    chmod(&m, 0o600);
+    chmod(&real, 0o640);
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:4: Sequence_Secret_File: {k} is readable by group or others (mode 0640), \
+             and holds a rotating door's secret; chmod go-rwx {k}",
+            m.display(),
+            k = real.display()
+        )]
+    );
+    chmod(&real, 0o600);
+    let link = dir.path().join("ssh.key");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    std::fs::write(&m, rotating_conf(&link)).expect("write");
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:4: Sequence_Secret_File: {k} is a symbolic link; name the file itself \
+             (knockd follows no link to a file it trusts)",
+            m.display(),
+            k = link.display()
+        )]
+    );
+}
+
+#[test]
+fn trust_a_one_time_file_that_is_a_fifo_or_readable_by_others_is_an_error() {
+    let dir = config_dir(&[]);
+    let otp = dir.path().join("otp");
+    mkfifo(&otp);
+    let m = dir.path().join("knockd.conf");
+    std::fs::write(&m, format!("[d]\nOne_Time_Sequences = {}\n", otp.display())).expect("write");
+    chmod(&m, 0o600);
+    let o = otp.display();
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:2: One_Time_Sequences: {o} is not a regular file (a FIFO); name a regular file",
+            m.display()
+        )]
+    );
+    std::fs::remove_file(&otp).expect("rm");
+    std::fs::write(&otp, " 1111\n").expect("write");
+    chmod(&otp, 0o644);
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:2: One_Time_Sequences: {o} is readable by group or others (mode 0644), \
+             and holds one-time knock sequences; chmod go-rwx {o}",
+            m.display()
+        )]
+    );
+    chmod(&otp, 0o600);
+    assert!(load(&m).is_ok());
+}
+
+/// A link (or FIFO) that a wildcard matches is reported, not skipped: the
+/// admin meant to include it, and its door would be missing without a
+/// word. A directory is skipped (it holds no doors).
+#[test]
+fn trust_a_link_or_fifo_matched_by_a_wildcard_is_an_error() {
+    let dir = config_dir(&[
+        ("knockd.conf", "[options]\n Include = doors/*.conf\n"),
+        ("elsewhere.conf", "[linked]\n sequence = 1\n"),
+    ]);
+    let doors = dir.path().join("doors");
+    std::fs::create_dir(&doors).expect("mkdir");
+    std::fs::create_dir(doors.join("sub.conf")).expect("mkdir");
+    let link = doors.join("a.conf");
+    std::os::unix::fs::symlink(dir.path().join("elsewhere.conf"), &link).expect("symlink");
+    let fifo = doors.join("b.conf");
+    mkfifo(&fifo);
+    let m = dir.path().join("knockd.conf");
+    assert_eq!(
+        load_errors(dir.path()),
+        [
+            format!(
+                "{}:2: Include: {} is a symbolic link; name the file itself \
+                 (knockd follows no link to a file it trusts)",
+                m.display(),
+                link.display()
+            ),
+            format!(
+                "{}:2: Include: {} is not a regular file (a FIFO); name a regular file",
+                m.display(),
+                fifo.display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn trust_an_included_link_named_without_a_wildcard_is_an_error() {
+    let dir = config_dir(&[
+        ("knockd.conf", "[options]\n Include = extra.conf\n"),
+        ("real.conf", "[linked]\n sequence = 1\n"),
+    ]);
+    let link = dir.path().join("extra.conf");
+    std::os::unix::fs::symlink(dir.path().join("real.conf"), &link).expect("symlink");
+    assert_eq!(
+        load_errors(dir.path()),
+        [format!(
+            "{}:2: Include: {} is a symbolic link; name the file itself \
+             (knockd follows no link to a file it trusts)",
+            dir.path().join("knockd.conf").display(),
+            link.display()
+        )]
+    );
 }
