@@ -117,9 +117,6 @@ impl Run {
                                     JournalRecord::Add { key, entry: e } => entry(*key, e),
                                     JournalRecord::Remove { key } => format!("-{key}"),
                                     JournalRecord::Used(m) => used(m),
-                                    JournalRecord::Unused { door, period } => {
-                                        format!("unused {door}/{period}")
-                                    }
                                 })
                                 .collect(),
                         ),
@@ -438,6 +435,7 @@ fixture_tests!(
     rotating_knock_crossing_a_boundary,
     rotating_sequences_open_once_per_period,
     rotating_skew_edges,
+    rotating_nft_door_marks_before_the_set,
     rotating_refused_opening_commits_nothing,
     rotating_used_survives_reload,
     rotating_used_survives_restart_and_clock_steps,

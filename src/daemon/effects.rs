@@ -73,7 +73,7 @@ impl Executor {
                                     JournalRecord::Remove { key } => {
                                         Some(journal::Record::Remove(key))
                                     }
-                                    JournalRecord::Used(_) | JournalRecord::Unused { .. } => None,
+                                    JournalRecord::Used(_) => None,
                                 })
                                 .collect();
                             j.append(&records)

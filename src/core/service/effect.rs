@@ -60,8 +60,6 @@ pub enum JournalRecord {
     Remove { key: u64 },
     /// A rotating door's period opened: it must never open again.
     Used(UsedMark),
-    /// A used mark is taken back (its opening was refused after all).
-    Unused { door: Arc<str>, period: u64 },
 }
 
 /// How to bring the journal file up to date.

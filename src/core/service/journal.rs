@@ -4,8 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use std::sync::Arc;
-
 use super::effect::{JournalEntry, JournalRecord, JournalWrite, UsedMark};
 use crate::core::engine::OpenId;
 
@@ -54,12 +52,11 @@ impl JournalBook {
         self.covers.push(open);
     }
 
-    /// The mark of `period` of `door` is taken back.
-    pub fn unmark_used(&mut self, door: &Arc<str>, period: u64) {
-        self.pending.push(JournalRecord::Unused {
-            door: door.clone(),
-            period,
-        });
+    /// A used mark was taken back (its opening was refused after all):
+    /// the next write rewrites the journal with the marks kept (rare, so a
+    /// record kind of its own would not pay).
+    pub fn unmark_used(&mut self) {
+        self.rewrite = true;
     }
 
     /// The next write rewrites the journal whole.

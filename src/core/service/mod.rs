@@ -38,7 +38,7 @@ mod reload;
 mod rotation;
 mod running;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,13 +48,13 @@ pub use caps::Limit;
 pub use effect::{
     CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness, UsedMark,
 };
-pub use notice::Notice;
+pub use notice::{Notice, Unjournaled};
 pub use rotation::STEP_BACK;
 
 use crate::core::config::Config;
 use crate::core::engine::{
-    Action, Command, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, Opening, Prefetch,
-    Stats,
+    Action, Command, CommandKind, Committed, DoorId, Engine, Event, LocalAddrs, OpenId, Opening,
+    Prefetch, Stats,
 };
 use crate::core::filter::build_filter;
 use crate::core::knock::{Knock, Timestamp};
@@ -184,7 +184,7 @@ pub struct Service {
     nft_requests: u64,
     /// Committed openings whose used mark is not known to be on disk yet:
     /// a failed journal write takes them back.
-    unconfirmed: HashMap<OpenId, Opening>,
+    unconfirmed: HashMap<OpenId, (Opening, Committed)>,
     /// When a journal that could not be written is tried again.
     journal_retry: Option<Timestamp>,
     effects: VecDeque<Queued>,
@@ -470,25 +470,34 @@ impl Service {
         let mut notices = Vec::new();
         // The start commands of openings the write was to cover, not run
         // yet (queued after it, or waiting for a slot), never run.
-        for cmd in self.take_queued_starts(|open| uncovered.contains(&open)) {
-            notices.push(self.not_opened(cmd, &error));
+        let starts = self.take_queued_starts(|open| uncovered.contains(&open));
+        let mut said = HashSet::new();
+        for cmd in starts {
+            said.insert(cmd.open);
+            let what = match self.unconfirmed.get(&cmd.open) {
+                Some((_, c)) if !c.stop => Unjournaled::UsedPeriod,
+                _ => Unjournaled::Stop,
+            };
+            notices.push(self.not_opened(cmd, what, &error));
         }
         // Every opening it was to cover is taken back whole (its used
         // mark, cool-down, count), and its set element is not added.
         for open in &uncovered {
-            let Some(o) = self.unconfirmed.get(open).copied() else {
+            let Some((o, c)) = self.unconfirmed.get(open).copied() else {
                 continue;
             };
             self.uncommit(&o, *open);
             let before = self.nft_pending.len();
             self.nft_pending.retain(|_, p| p.open != *open);
-            let said = notices
-                .iter()
-                .any(|n| matches!(n, Notice::NotOpened { src, .. } if *src == o.src));
-            if self.nft_pending.len() < before && !said {
+            if self.nft_pending.len() < before && !said.contains(open) {
                 notices.push(Notice::NotOpened {
                     src: o.src,
                     door: self.door_name(o.door),
+                    what: if c.stop {
+                        Unjournaled::Stop
+                    } else {
+                        Unjournaled::UsedPeriod
+                    },
                     error: error.clone(),
                 });
             }
@@ -532,12 +541,13 @@ impl Service {
 
     /// The opening of `cmd` is undone before its start ran: its stop is
     /// cancelled and its door does not count as open.
-    fn not_opened(&mut self, cmd: Command, error: &str) -> Notice {
+    fn not_opened(&mut self, cmd: Command, what: Unjournaled, error: &str) -> Notice {
         self.engine.cancel_open(cmd.open);
         self.journal.remove(cmd.open);
         Notice::NotOpened {
             src: cmd.src,
             door: cmd.name,
+            what,
             error: error.to_string(),
         }
     }

@@ -89,7 +89,7 @@ impl Service {
         // Until the journal holds what it needs, the opening is taken
         // back whole if the write fails.
         if live && (durable || (committed.stop && !committed.extended)) {
-            self.unconfirmed.insert(open, o);
+            self.unconfirmed.insert(open, (o, committed));
         }
         if let Some((set, timeout)) = nft {
             if self.settings.dry_run {
@@ -135,7 +135,7 @@ impl Service {
         if let Some(period) = o.period {
             let name = self.door_name(o.door);
             self.rotating.unmark(&name, period);
-            self.journal.unmark_used(&name, period);
+            self.journal.unmark_used();
         }
     }
 
