@@ -74,7 +74,7 @@ fn knock(at: u64, src: IpAddr, port: u16) -> Knock {
 
 fn drain(e: &mut Engine) -> u64 {
     let mut n = 0;
-    while let Some(a) = e.poll_action() {
+    while let Some(a) = e.poll_accepting() {
         black_box(&a);
         n += 1;
     }
@@ -110,9 +110,13 @@ impl Feeder {
     }
 
     fn flush(&mut self, e: &mut Engine) {
-        e.handle_knocks(&self.buf);
+        let mut rest = self.buf.as_slice();
+        while !rest.is_empty() {
+            let handled = e.handle_knocks(rest);
+            rest = &rest[handled..];
+            drain(e);
+        }
         self.buf.clear();
-        drain(e);
     }
 }
 

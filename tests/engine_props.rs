@@ -55,7 +55,7 @@ fn knock(ms: u64, src: IpAddr, s: Step) -> Knock {
 
 fn opened(engine: &mut Engine, who: IpAddr, door: &str) -> bool {
     let mut found = false;
-    while let Some(a) = engine.poll_action() {
+    while let Some(a) = engine.poll_accepting() {
         if let Action::Log(Event::OpenSesame { src, door: d }) = a {
             found |= src == who && &*d == door;
         }
@@ -148,7 +148,7 @@ proptest! {
         for (host, s, gap) in traffic {
             ms += gap;
             engine.handle_knock(&knock(ms, IpAddr::V4(Ipv4Addr::new(198, 51, 100, host)), s));
-            while engine.poll_action().is_some() {}
+            while engine.poll_accepting().is_some() {}
             prop_assert!(engine.tracked_attempts() <= cap);
         }
     }
@@ -168,7 +168,7 @@ proptest! {
             let src = IpAddr::V4(Ipv4Addr::from(0xC633_6400u32 + n as u32));
             engine.handle_knock(&knock(2, src, seq[0]));
         }
-        while engine.poll_action().is_some() {}
+        while engine.poll_accepting().is_some() {}
         engine.handle_knock(&knock(3, LEGIT, seq[2]));
         prop_assert!(opened(&mut engine, LEGIT, "d0"));
     }
@@ -190,7 +190,7 @@ fn evictions_are_reported_rate_limited() {
     let mut engine = Engine::new(&config(std::slice::from_ref(&seq), 2), LocalAddrs::Any);
     let mut reports = Vec::new();
     fn drain(engine: &mut Engine, reports: &mut Vec<String>) {
-        while let Some(a) = engine.poll_action() {
+        while let Some(a) = engine.poll_accepting() {
             if let Action::Log(e @ Event::Evicted { .. }) = a {
                 reports.push(e.to_string());
             }
@@ -244,7 +244,7 @@ fn stop_scheduled_is_emitted_when_the_journal_must_change() {
     let mut engine = Engine::new(&config, LocalAddrs::Any);
     let count = |engine: &mut Engine| {
         let (mut scheduled, mut stops_run) = (0, 0);
-        while let Some(a) = engine.poll_action() {
+        while let Some(a) = engine.poll_accepting() {
             match a {
                 Action::StopScheduled(_) => scheduled += 1,
                 Action::Run(c) if c.kind == CommandKind::Stop => stops_run += 1,
@@ -322,7 +322,7 @@ fn traffic() -> impl Strategy<Value = Vec<Knock>> {
 }
 
 fn drain_all(engine: &mut Engine, out: &mut Vec<Action>) {
-    while let Some(a) = engine.poll_action() {
+    while let Some(a) = engine.poll_accepting() {
         out.push(a);
     }
 }
@@ -351,9 +351,14 @@ proptest! {
         }
         let mut rest = knocks.as_slice();
         for cut in cuts.into_iter().chain([usize::MAX]) {
-            let (batch, tail) = rest.split_at(cut.min(rest.len()));
-            batched.handle_knocks(batch);
-            drain_all(&mut batched, &mut got);
+            let (mut batch, tail) = rest.split_at(cut.min(rest.len()));
+            // Each proposal is decided before the next knock is seen.
+            while !batch.is_empty() {
+                let handled = batched.handle_knocks(batch);
+                prop_assert!(handled >= 1);
+                batch = &batch[handled..];
+                drain_all(&mut batched, &mut got);
+            }
             rest = tail;
         }
         prop_assert_eq!(&got, &want);

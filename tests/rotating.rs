@@ -298,3 +298,81 @@ fn wait_output(child: std::process::Child, limit: Duration) -> std::process::Out
         }
     }
 }
+
+/// The sequence `knock` derives for the current period (the ports only).
+fn current_sequence(key: &Path) -> Vec<u16> {
+    let mut args = knock_args(key);
+    args.extend(["--show-sequence".to_string(), "127.0.0.1".into()]);
+    let out = run_bounded(Command::new(KNOCK).args(&args), Duration::from_secs(10));
+    assert!(out.status.success(), "knock --show-sequence");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().expect("a sequence line");
+    line.split_whitespace()
+        .map(|w| w.split(':').next().unwrap().parse().expect("a port"))
+        .collect()
+}
+
+/// Waits until the current 30 s period has at least `margin` left, so a
+/// sequence derived now is the one a knock right after uses.
+fn away_from_a_boundary(margin: Duration) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = Duration::from_nanos((now.as_nanos() % 30_000_000_000) as u64);
+    if Duration::from_secs(30) - into < margin {
+        std::thread::sleep(Duration::from_secs(30) - into + Duration::from_millis(100));
+    }
+}
+
+/// Issue 19 item 1: a rotating period opened by our client stays used,
+/// whoever replays it, across SIGHUP (logrotate), a clean restart and a
+/// crash (kill -9) with the same state file: each replay by a spoofed
+/// source is refused and logged, and the start command ran once.
+#[test]
+#[ignore = "needs root: live capture on lo, packet injection"]
+fn a_used_period_stays_used_across_sighup_restart_and_crash() {
+    require_root("live capture on lo, packet injection");
+    let dir = test_dir();
+    let p = d(dir.path());
+    let key = secret_file(dir.path());
+    let conf = conf(
+        &key,
+        &format!("\tStart_Command = echo %IP% >> {p}/starts\n"),
+    );
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    away_from_a_boundary(Duration::from_secs(8));
+    let ports = current_sequence(&key);
+    let mut args = knock_args(&key);
+    args.push("127.0.0.1".into());
+    run_knock(&[], &args);
+    daemon.wait_for_file(&dir.path().join("starts"));
+
+    let mut inject = support::Injector::lo();
+    // SIGHUP, as logrotate sends: the marks are not rebuilt empty.
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    daemon.wait_for_line(&format!("re-reading config file: {p}/knockd.conf"), WAIT);
+    inject.knock(21, &ports);
+    daemon.wait_for_line("127.0.0.21: rot: replayed sequence refused", WAIT);
+
+    // A clean restart with the same state file.
+    daemon.stop();
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    inject.knock(22, &ports);
+    daemon.wait_for_line("127.0.0.22: rot: replayed sequence refused", WAIT);
+
+    // A crash: the mark was on disk before the start command ran.
+    daemon.kill9();
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    inject.knock(23, &ports);
+    daemon.wait_for_line("127.0.0.23: rot: replayed sequence refused", WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+    let msgs = daemon.stop();
+    for m in &msgs {
+        eprintln!("log: {m}");
+    }
+    assert_eq!(
+        fs::read_to_string(dir.path().join("starts")).unwrap(),
+        "127.0.0.1\n",
+        "the start ran once: {msgs:?}"
+    );
+}

@@ -49,7 +49,7 @@ fn render(action: &Action, door_names: &[String]) -> Option<String> {
             c.command
         ),
         Action::OneTimeUsed { door } => format!("used {}", door_names[door.0 as usize]),
-        Action::StopScheduled(_) | Action::Opened { .. } => return None,
+        Action::StopScheduled(_) | Action::Propose(_) => return None,
     })
 }
 
@@ -80,7 +80,7 @@ struct Run {
 
 impl Run {
     fn drain(&mut self) {
-        while let Some(a) = self.engine.poll_action() {
+        while let Some(a) = self.engine.poll_accepting() {
             if let Action::Run(c) = &a {
                 if let (CommandKind::Start, Some(door)) = (c.kind, c.door) {
                     self.starts

@@ -53,7 +53,7 @@ mod fixture;
 use fixture::{time, Fixture};
 use knockd::core::service::{
     Close, CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Mode,
-    Readiness, RestoredStop, Service, Settings,
+    Readiness, RestoredStop, Service, Settings, UsedMark,
 };
 
 const ONETIME: &str = "/virtual/otp";
@@ -105,6 +105,9 @@ impl Run {
                     let entry = |key: u64, e: &JournalEntry| {
                         format!("+{key} {} {} @{}: {}", e.door, e.src, e.due, e.command)
                     };
+                    let used = |m: &UsedMark| {
+                        format!("used {}/{} until {}", m.door, m.period, m.keep_until)
+                    };
                     let (kind, shown): (&str, Vec<String>) = match &write {
                         JournalWrite::Append(records) => (
                             "journal",
@@ -113,12 +116,17 @@ impl Run {
                                 .map(|r| match r {
                                     JournalRecord::Add { key, entry: e } => entry(*key, e),
                                     JournalRecord::Remove { key } => format!("-{key}"),
+                                    JournalRecord::Used(m) => used(m),
                                 })
                                 .collect(),
                         ),
-                        JournalWrite::Rewrite(stops) => (
+                        JournalWrite::Rewrite { stops, used: marks } => (
                             "journal rewrite",
-                            stops.iter().map(|(k, e)| entry(*k, e)).collect(),
+                            stops
+                                .iter()
+                                .map(|(k, e)| entry(*k, e))
+                                .chain(marks.iter().map(used))
+                                .collect(),
                         ),
                     };
                     self.out.push(if shown.is_empty() {
@@ -159,14 +167,19 @@ impl Run {
                 }
                 Effect::InstallFilter(f) => format!("filter {f}"),
                 Effect::Kill { id } => format!("kill #{}", id.0),
-                Effect::NftAdd { set, addr, timeout } => {
+                Effect::NftAdd {
+                    id,
+                    set,
+                    addr,
+                    timeout,
+                } => {
                     self.out
                         .push(format!("nft add {set} {addr} {}s", timeout.as_secs_f64()));
                     let result = match &self.nft_fails {
                         Some(why) => Err(why.clone()),
                         None => Ok(!self.nft.insert((set.to_string(), addr))),
                     };
-                    self.service.handle_nft_result(result, self.now);
+                    self.service.handle_nft_result(id, result, self.now);
                     continue;
                 }
                 Effect::SetLogFile(p) => format!(
@@ -252,8 +265,36 @@ impl Run {
                     door: words[3].to_string(),
                     command: words[4..].join(" "),
                 };
+                self.service.handle_restore(
+                    "/var/lib/knockd/state",
+                    vec![stop],
+                    vec![],
+                    vec![],
+                    self.now,
+                );
+            }
+            "restore-used" => {
+                // restore-used DOOR PERIOD KEEP_UNTIL: a used mark an earlier
+                // run journaled.
+                let mark = UsedMark {
+                    door: words[1].into(),
+                    period: words[2].parse().unwrap(),
+                    keep_until: words[3].parse().unwrap(),
+                };
+                self.service.handle_restore(
+                    "/var/lib/knockd/state",
+                    vec![],
+                    vec![mark],
+                    vec![],
+                    self.now,
+                );
+            }
+            "wall" => {
+                // wall SECS: the wall clock is set, so that engine time plus
+                // SECS is Unix time (fixture times start out as Unix times).
+                let secs: i128 = words[1].parse().unwrap();
                 self.service
-                    .handle_restore("/var/lib/knockd/state", vec![stop], vec![], self.now);
+                    .handle_wall_clock(secs * 1_000_000_000, self.now);
             }
             "shutdown" => {
                 self.now = time(words[1]);
@@ -394,6 +435,10 @@ fixture_tests!(
     rotating_knock_crossing_a_boundary,
     rotating_sequences_open_once_per_period,
     rotating_skew_edges,
+    rotating_nft_door_marks_before_the_set,
+    rotating_refused_opening_commits_nothing,
+    rotating_used_survives_reload,
+    rotating_used_survives_restart_and_clock_steps,
     same_named_doors_are_separate,
     shutdown_gives_up_after_grace,
     shutdown_runs_every_pending_stop,

@@ -216,7 +216,7 @@ fn check_config(config: &Config) {
             });
         }
         let (mut opened, mut started) = (false, false);
-        while let Some(a) = engine.poll_action() {
+        while let Some(a) = engine.poll_accepting() {
             match a {
                 Action::Log(Event::OpenSesame { src: s, door: d }) => {
                     opened |= s == src && *d == *door.name;

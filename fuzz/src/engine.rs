@@ -292,6 +292,10 @@ struct Harness {
     batch: Engine,
     /// Gets the same knocks one at a time.
     single: Engine,
+    /// Actions drained (proposals committed) while an op fed knocks: each
+    /// proposal is decided before the next knock, as the service does.
+    batch_out: Vec<Action>,
+    single_out: Vec<Action>,
     config: Config,
     /// Latest time fed in.
     now: Timestamp,
@@ -308,6 +312,8 @@ impl Harness {
         Harness {
             batch: Engine::new(&config, local.clone()),
             single: Engine::new(&config, local),
+            batch_out: Vec::new(),
+            single_out: Vec::new(),
             config,
             now: Timestamp::ZERO,
             expected_stops: BTreeMap::new(),
@@ -360,12 +366,24 @@ impl Harness {
                 self.batch.handle_knock(&k);
                 self.single.handle_knock(&k);
                 knocks.push(k);
+                self.commit_proposals();
             }
             Op::Knocks(gs) => {
                 knocks = gs.iter().take(64).map(|g| self.knock(g)).collect();
-                self.batch.handle_knocks(&knocks);
+                let mut rest = knocks.as_slice();
+                while !rest.is_empty() {
+                    let handled = self.batch.handle_knocks(rest);
+                    assert!(handled >= 1, "a batch handled no knock");
+                    rest = &rest[handled..];
+                    while let Some(a) = self.batch.poll_accepting() {
+                        self.batch_out.push(a);
+                    }
+                }
                 for k in &knocks {
                     self.single.handle_knock(k);
+                    while let Some(a) = self.single.poll_accepting() {
+                        self.single_out.push(a);
+                    }
                 }
             }
             Op::Timeout { dt_ms } => {
@@ -499,14 +517,24 @@ impl Harness {
         self.check_state(timeout, closing);
     }
 
+    /// Drains both engines into their buffers, committing proposals.
+    fn commit_proposals(&mut self) {
+        while let Some(a) = self.batch.poll_accepting() {
+            self.batch_out.push(a);
+        }
+        while let Some(a) = self.single.poll_accepting() {
+            self.single_out.push(a);
+        }
+    }
+
     /// Drains both engines, which must agree, and checks every action.
     fn drain(&mut self, knocks: &[Knock], due: &HashMap<OpenId, Timestamp>, closing: bool) {
-        let mut actions = Vec::new();
-        while let Some(a) = self.batch.poll_action() {
+        let mut actions = std::mem::take(&mut self.batch_out);
+        while let Some(a) = self.batch.poll_accepting() {
             actions.push(a);
         }
-        let mut single = Vec::new();
-        while let Some(a) = self.single.poll_action() {
+        let mut single = std::mem::take(&mut self.single_out);
+        while let Some(a) = self.single.poll_accepting() {
             single.push(a);
         }
         assert_eq!(actions, single, "handle_knocks and handle_knock disagree");
@@ -519,7 +547,8 @@ impl Harness {
         for a in actions {
             let previous = opened.take();
             match a {
-                Action::Opened { door, src } => {
+                Action::Propose(o) => {
+                    let (door, src) = (o.door, o.src);
                     assert!(
                         (door.0 as usize) < self.config.doors.len(),
                         "opened {door:?}"
@@ -582,9 +611,9 @@ impl Harness {
                     }
                 },
                 Action::Log(Event::OpenSesame { src, door }) => {
-                    // Announced by `Opened` of that door and source.
-                    let (id, from) = previous.expect("OPEN SESAME without Opened before it");
-                    assert_eq!(from, src, "Opened and OPEN SESAME of other sources");
+                    // Announced by `Propose` of that door and source.
+                    let (id, from) = previous.expect("OPEN SESAME without Propose before it");
+                    assert_eq!(from, src, "Propose and OPEN SESAME of other sources");
                     assert_eq!(*self.config.doors[id.0 as usize].name, *door);
                     // Allow/Deny: a source the door does not admit never
                     // opens it.

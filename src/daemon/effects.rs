@@ -65,16 +65,19 @@ impl Executor {
                         (Some(j), JournalWrite::Append(records)) => {
                             let records: Vec<journal::Record> = records
                                 .into_iter()
-                                .map(|r| match r {
+                                .filter_map(|r| match r {
                                     JournalRecord::Add { key, entry: e } => {
-                                        journal::Record::Add(key, entry(e))
+                                        Some(journal::Record::Add(key, entry(e)))
                                     }
-                                    JournalRecord::Remove { key } => journal::Record::Remove(key),
+                                    JournalRecord::Remove { key } => {
+                                        Some(journal::Record::Remove(key))
+                                    }
+                                    JournalRecord::Used(_) => None,
                                 })
                                 .collect();
                             j.append(&records)
                         }
-                        (Some(j), JournalWrite::Rewrite(stops)) => {
+                        (Some(j), JournalWrite::Rewrite { stops, .. }) => {
                             let stops: Vec<(u64, journal::Entry)> =
                                 stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
                             j.rewrite(&stops)
@@ -83,9 +86,14 @@ impl Executor {
                     service.handle_journal_result(result.map_err(|e| e.to_string()), now);
                 }
                 Effect::Kill { id } => self.runner.kill(id),
-                Effect::NftAdd { set, addr, timeout } => {
+                Effect::NftAdd {
+                    id,
+                    set,
+                    addr,
+                    timeout,
+                } => {
                     let result = self.nft.add(&set, addr, timeout);
-                    service.handle_nft_result(result, now);
+                    service.handle_nft_result(id, result, now);
                 }
                 Effect::UseOneTime {
                     door,

@@ -72,7 +72,7 @@ pub fn run_due_stops(settings: &Settings, options: &Options, reason: &str) -> us
             command: e.command,
         })
         .collect();
-    service.handle_restore(&journal_path, restored, problems, now);
+    service.handle_restore(&journal_path, restored, Vec::new(), problems, now);
     service.handle_timeout(now);
     let ran = service.commands_running();
     service.handle_shutdown(Close::Due, now);

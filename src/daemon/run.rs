@@ -172,7 +172,7 @@ impl Daemon {
             .collect();
         daemon
             .service
-            .handle_restore(&journal_path, restored, problems, now);
+            .handle_restore(&journal_path, restored, Vec::new(), problems, now);
         daemon.drain(now);
         Ok(daemon)
     }

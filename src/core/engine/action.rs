@@ -24,10 +24,12 @@ pub struct OpenId(pub u64);
 pub enum Action {
     /// An operator message for the log file, syslog and `-v`.
     Log(Event),
-    /// Door `door` opens for `src`: what follows (its `OPEN SESAME` line,
-    /// its start command and stop, or the extension of its stop) belongs
-    /// to this opening, so the shell's policy can take it as a whole.
-    Opened { door: DoorId, src: IpAddr },
+    /// `src` completed a sequence of a door: an opening is proposed, and
+    /// nothing of it is committed yet (no used mark, cool-down, count,
+    /// line or command). The service decides on the whole value, then
+    /// [`super::Engine::commit`]s it (its `OPEN SESAME`, start command and
+    /// stop come out next) or drops it, which leaves no trace.
+    Propose(Opening),
     /// Run a door's start or stop command.
     Run(Command),
     /// A one-time sequence was used: mark its line in the file and hand the
@@ -38,6 +40,42 @@ pub enum Action {
     /// door): the journal must know it before the start it undoes runs.
     /// A stop leaves the schedule by running ([`Action::Run`]).
     StopScheduled(PendingStop),
+}
+
+/// One proposed opening, whole: everything a decision about it needs, and
+/// what crosses a process boundary (a sensor proposes, a warden decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opening {
+    /// Numbers the proposal, so an answer names what it answers.
+    pub id: u64,
+    pub door: DoorId,
+    pub src: IpAddr,
+    /// The address knocked on (`%DST%`).
+    pub dst: IpAddr,
+    /// The protocol of the last step (`%PROTO%`).
+    pub proto: crate::core::knock::Proto,
+    /// Which of the door's live sequences was completed.
+    pub variant: u8,
+    /// That sequence's period counter, for a rotating door: the (door,
+    /// period) that opens at most once.
+    pub period: Option<u64>,
+    /// When the last knock was seen.
+    pub at: crate::core::knock::Timestamp,
+}
+
+/// What [`super::Engine::commit`] made of an opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Numbers the opening (its start, stop and journal records).
+    pub open: OpenId,
+    /// A start command runs.
+    pub start: bool,
+    /// A stop was scheduled or moved: the journal must know it before the
+    /// opening takes effect.
+    pub stop: bool,
+    /// The door was open for the source already: its stop (of an earlier
+    /// opening) was moved, nothing runs.
+    pub extended: bool,
 }
 
 /// Whether a command opens or closes.

@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use action::{
-    substitute, substitute_ip, Action, Command, CommandKind, DoorId, Event, OpenId, Tokens,
+    substitute, substitute_ip, Action, Command, CommandKind, Committed, DoorId, Event, OpenId,
+    Opening, Tokens,
 };
 pub use stops::PendingStop;
 
@@ -137,6 +138,10 @@ pub struct Engine {
     stats: Stats,
     /// The last [`OpenId`] handed out.
     opens: u64,
+    /// The last [`Opening::id`] handed out.
+    proposals: u64,
+    /// A proposal was made by the knock being handled.
+    proposed: bool,
     /// `Cooldown`: until when each (door, source) is ignored, and whether
     /// that was said.
     cooldowns: HashMap<(DoorId, IpAddr), (Timestamp, bool)>,
@@ -162,6 +167,8 @@ impl Engine {
             last_eviction_report: None,
             stats: Stats::default(),
             opens: 0,
+            proposals: 0,
+            proposed: false,
             cooldowns: HashMap::new(),
         };
         engine.rebuild_ports();
@@ -344,6 +351,17 @@ impl Engine {
         self.actions.pop_front()
     }
 
+    /// [`Engine::poll_action`] for a user of the engine alone, with no
+    /// policy of its own (tests, benchmarks): every proposal is committed
+    /// as it comes out, so what it runs follows it.
+    pub fn poll_accepting(&mut self) -> Option<Action> {
+        let action = self.actions.pop_front()?;
+        if let Action::Propose(o) = &action {
+            self.commit(o);
+        }
+        Some(action)
+    }
+
     /// When [`Engine::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.next_timer().map(|(at, _)| at)
@@ -443,10 +461,17 @@ impl Engine {
     /// between. Prefetches are hints computed from the table as it is;
     /// knocks in between may change it, which can waste a prefetch but
     /// never change a decision.
-    pub fn handle_knocks(&mut self, knocks: &[Knock]) {
+    ///
+    /// A knock that completes a sequence ends the batch early: its
+    /// proposal must be decided (and, if accepted, committed: its stop
+    /// scheduled, its cool-down started) before the next knock is seen, as
+    /// if each knock were handled alone. Returns how many knocks were
+    /// handled; drain the actions and hand the rest in again.
+    pub fn handle_knocks(&mut self, knocks: &[Knock]) -> usize {
         // One knock has nothing to look ahead to: skip the ring.
         if let [k] = knocks {
-            return self.handle_knock(k);
+            self.handle_knock(k);
+            return 1;
         }
         const FAR: usize = 2 * PREFETCH_AHEAD;
         const NEAR: usize = PREFETCH_AHEAD;
@@ -471,7 +496,11 @@ impl Engine {
             }
             let src = ring[i % RING];
             self.handle_knock_from(k, &src);
+            if std::mem::take(&mut self.proposed) {
+                return i + 1;
+            }
         }
+        knocks.len()
     }
 
     /// Starts loading what handling `knock` later will need, for a caller

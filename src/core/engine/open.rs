@@ -7,33 +7,125 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{
-    substitute, Action, Command, CommandKind, DoorId, Engine, Event, OpenId, PendingStop, Tokens,
-    MAX_COOLDOWNS,
+    substitute, Action, Command, CommandKind, Committed, DoorId, Engine, Event, OpenId, Opening,
+    PendingStop, Tokens, MAX_COOLDOWNS,
 };
 use crate::core::config::{Reopen, SequenceSource};
 use crate::core::knock::{Knock, Timestamp};
 
 impl Engine {
-    /// `src` completed sequence `variant` of door `d`: the door opens,
-    /// unless that sequence of a rotating door already opened (a replay).
+    /// `src` completed sequence `variant` of door `d`: an opening is
+    /// proposed, unless what the engine knows already refuses it (a
+    /// cool-down, or that sequence of a rotating door already opened: a
+    /// replay). Nothing is committed until [`Engine::commit`].
     pub(super) fn complete(&mut self, d: u16, variant: u8, k: &Knock, now: Timestamp) {
-        let src = k.src;
+        let Some(period) = self.refusal_check(d, variant, k.src, now) else {
+            return;
+        };
+        self.proposals += 1;
+        self.proposed = true;
+        self.actions.push_back(Action::Propose(Opening {
+            id: self.proposals,
+            door: DoorId(d),
+            src: k.src,
+            dst: k.dst,
+            proto: k.proto,
+            variant,
+            period,
+            at: now,
+        }));
+    }
+
+    /// What the engine itself refuses of a completion of `variant` of door
+    /// `d` by `src` (said as a line): `None`. Otherwise the variant's
+    /// period, if the door rotates.
+    fn refusal_check(
+        &mut self,
+        d: u16,
+        variant: u8,
+        src: IpAddr,
+        now: Timestamp,
+    ) -> Option<Option<u64>> {
         if let Some(left) = self.cooling(d, src, now) {
-            return self.cooling_notice(d, src, left);
+            self.cooling_notice(d, src, left);
+            return None;
         }
-        let door = &mut self.doors[d as usize];
-        if door.once {
-            if let Some(v) = door.live.get_mut(variant as usize) {
-                if v.used {
-                    let door = door.name.clone();
-                    self.actions
-                        .push_back(Action::Log(Event::Replayed { src, door }));
-                    return;
+        let door = &self.doors[d as usize];
+        if !door.once {
+            return Some(None);
+        }
+        let v = door.live.get(variant as usize)?;
+        if v.used {
+            let door = door.name.clone();
+            self.actions
+                .push_back(Action::Log(Event::Replayed { src, door }));
+            return None;
+        }
+        Some(Some(v.label))
+    }
+
+    /// Whether committing `o` would run its door's start command (not an
+    /// extension of an open door's stop, not a door without one): what a
+    /// flood could make it cost.
+    pub fn would_run_start(&self, o: &Opening) -> bool {
+        let Some(door) = self.doors.get(o.door.0 as usize) else {
+            return false;
+        };
+        let v6 = o.src.is_ipv6();
+        if door.config.start_command_for(v6).is_none() {
+            return false;
+        }
+        let extend =
+            door.config.stop_command_for(v6).is_some() && door.config.reopen == Reopen::Extend;
+        !(extend && self.stops.has_open(o.door, o.src))
+    }
+
+    /// The service accepted opening `o`: it is committed (the sequence
+    /// marked used, the cool-down started, the opening counted) and what
+    /// it runs comes out of [`Engine::poll_action`] next, before anything
+    /// queued: its `OPEN SESAME` line, start command and stop, or the
+    /// extension of its stop. Returns what was committed, or `None` when
+    /// it can no longer open (an earlier proposal of the same input used
+    /// its period or started its cool-down; said as a line).
+    pub fn commit(&mut self, o: &Opening) -> Option<Committed> {
+        let now = o.at;
+        let d = o.door.0;
+        if d as usize >= self.doors.len() {
+            return None;
+        }
+        let queued = std::mem::take(&mut self.actions);
+        let checked = self.refusal_check(d, o.variant, o.src, now);
+        let opened = match checked {
+            Some(period) if period == o.period => {
+                let door = &mut self.doors[d as usize];
+                if door.once {
+                    if let Some(v) = door.live.get_mut(o.variant as usize) {
+                        v.used = true;
+                    }
                 }
-                v.used = true;
+                Some(self.open(o, now))
+            }
+            // The door's sequences changed since the proposal.
+            Some(_) => None,
+            None => None,
+        };
+        self.actions.extend(queued);
+        opened
+    }
+
+    /// Takes back opening `open` of `o`, committed but refused after (its
+    /// journal write or its set failed) before its start ran: its period
+    /// is not used, its cool-down not started, it does not count, and its
+    /// stop is cancelled.
+    pub fn uncommit(&mut self, o: &Opening, open: OpenId) {
+        self.stops.remove(open);
+        self.stats.opened = self.stats.opened.saturating_sub(1);
+        self.cooldowns.remove(&(o.door, o.src));
+        if let (Some(period), Some(door)) = (o.period, self.doors.get_mut(o.door.0 as usize)) {
+            for v in door.live.iter_mut().filter(|v| v.label == period) {
+                v.used = false;
             }
         }
-        self.open(d, k, now);
     }
 
     /// How long `src` must still wait at door `d` (its `Cooldown`), if at
@@ -78,18 +170,25 @@ impl Engine {
             .insert((DoorId(d), src), (now + cooldown, false));
     }
 
-    fn open(&mut self, d: u16, k: &Knock, now: Timestamp) {
-        let src = k.src;
+    fn open(&mut self, o: &Opening, now: Timestamp) -> Committed {
+        let (d, src) = (o.door.0, o.src);
         self.stats.opened += 1;
         self.start_cooldown(d, src, now);
-        let id = DoorId(d);
+        let id = o.door;
         let door = &self.doors[d as usize];
         let name = door.name.clone();
-        self.actions.push_back(Action::Opened { door: id, src });
         self.actions.push_back(Action::Log(Event::OpenSesame {
             src,
             door: name.clone(),
         }));
+        let open = OpenId(self.opens + 1);
+        self.opens += 1;
+        let mut committed = Committed {
+            open,
+            start: false,
+            stop: false,
+            extended: false,
+        };
         let v6 = src.is_ipv6();
         // knockd runs nothing, not even the stop command, without a start
         // command.
@@ -108,18 +207,18 @@ impl Engine {
                     door: name.clone(),
                 }));
                 self.actions.push_back(Action::StopScheduled(stop));
+                committed.stop = true;
+                committed.extended = true;
             } else {
                 let tokens = Tokens {
                     ip: src,
                     door: &name,
-                    dst: k.dst,
-                    proto: k.proto,
+                    dst: o.dst,
+                    proto: o.proto,
                     timeout: door.config.cmd_timeout,
                 };
                 let start = substitute(start, &tokens);
                 let stop = stop.map(|s| substitute(s, &tokens));
-                self.opens += 1;
-                let open = OpenId(self.opens);
                 self.actions.push_back(Action::Run(Command {
                     door: Some(id),
                     name: name.clone(),
@@ -128,6 +227,7 @@ impl Engine {
                     command: start,
                     open,
                 }));
+                committed.start = true;
                 if let Some(command) = stop {
                     let stop = PendingStop {
                         door: Some(id),
@@ -139,6 +239,7 @@ impl Engine {
                     };
                     self.stops.add(stop.clone());
                     self.actions.push_back(Action::StopScheduled(stop));
+                    committed.stop = true;
                 }
             }
         }
@@ -148,5 +249,6 @@ impl Engine {
             self.rebuild_ports();
             self.actions.push_back(Action::OneTimeUsed { door: id });
         }
+        committed
     }
 }

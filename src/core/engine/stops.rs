@@ -73,6 +73,11 @@ impl Stops {
         Some(stop)
     }
 
+    /// Whether `door` is open for `src` (a knock would extend its stop).
+    pub fn has_open(&self, door: DoorId, src: IpAddr) -> bool {
+        self.latest.contains_key(&(door, src))
+    }
+
     /// Takes the stop of opening `open` off the schedule.
     pub fn remove(&mut self, open: OpenId) -> Option<PendingStop> {
         let key = self.by_open.remove(&open)?;

@@ -55,7 +55,7 @@ fn a_one_step_variant_started_mid_attempt_opens_at_once() {
         knock(3, 7000, Proto::Tcp),
     ] {
         engine.handle_knock(&k);
-        while let Some(a) = engine.poll_action() {
+        while let Some(a) = engine.poll_accepting() {
             opened += usize::from(matches!(a, Action::Log(Event::OpenSesame { .. })));
         }
     }

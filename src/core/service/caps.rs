@@ -82,6 +82,16 @@ impl Caps {
         Err(Refusal::Counted)
     }
 
+    /// The opening of `door` allowed at `at` did not happen after all (its
+    /// journal write or its set failed): it no longer counts.
+    pub fn forget(&mut self, door: DoorId, at: Timestamp) {
+        if let Some(w) = self.doors.get_mut(&door) {
+            if let Some(i) = w.opens.iter().rposition(|t| *t == at) {
+                w.opens.remove(i);
+            }
+        }
+    }
+
     /// When the next summary is due.
     pub fn next_report(&self) -> Option<Timestamp> {
         self.doors.values().filter_map(|w| w.report_at).min()

@@ -38,6 +38,18 @@ pub struct JournalEntry {
     pub command: String,
 }
 
+/// A rotating door's period that opened: journaled with the stops, so it
+/// stays used across a restart (and, kept a day past its period, a clock
+/// step back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedMark {
+    pub door: Arc<str>,
+    /// The period counter (Unix time divided by the door's period).
+    pub period: u64,
+    /// Unix second after which the mark can no longer matter.
+    pub keep_until: u64,
+}
+
 /// One change to the journal, appended to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalRecord {
@@ -46,6 +58,8 @@ pub enum JournalRecord {
     Add { key: u64, entry: JournalEntry },
     /// The stop known as `key` ran, or will never run.
     Remove { key: u64 },
+    /// A rotating door's period opened: it must never open again.
+    Used(UsedMark),
 }
 
 /// How to bring the journal file up to date.
@@ -53,9 +67,13 @@ pub enum JournalRecord {
 pub enum JournalWrite {
     /// Append these records (synced).
     Append(Vec<JournalRecord>),
-    /// Replace the whole file, atomically, with these stops (by key): at
-    /// start, after a failed write, and when appended records pile up.
-    Rewrite(Vec<(u64, JournalEntry)>),
+    /// Replace the whole file, atomically, with these stops (by key) and
+    /// used marks: at start, after a failed write, and when appended
+    /// records pile up.
+    Rewrite {
+        stops: Vec<(u64, JournalEntry)>,
+        used: Vec<UsedMark>,
+    },
 }
 
 /// What systemd (or the parent of `-d`) is told.
@@ -86,8 +104,11 @@ pub enum Effect {
     /// Add `addr` to the nftables `set` with a kernel timeout (an element
     /// already there gets its timeout started over): the kernel closes the
     /// door by itself, even if the daemon dies. The shell answers with
-    /// [`super::Service::handle_nft_result`] before the next effect.
+    /// [`super::Service::handle_nft_result`] (with `id`) before the next
+    /// effect.
     NftAdd {
+        /// Names this request in its answer.
+        id: u64,
         set: NftSet,
         addr: IpAddr,
         timeout: std::time::Duration,

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::effect::{JournalEntry, JournalRecord, JournalWrite};
+use super::effect::{JournalEntry, JournalRecord, JournalWrite, UsedMark};
 use crate::core::engine::OpenId;
 
 /// Appended records beyond which the next write rewrites the journal:
@@ -27,6 +27,8 @@ pub(super) struct JournalBook {
     /// Openings whose stop was first journaled by the write handed out last:
     /// what a failed write leaves uncovered.
     in_flight: HashSet<OpenId>,
+    /// Openings covered by a used mark among the pending records.
+    covers: Vec<OpenId>,
 }
 
 impl JournalBook {
@@ -43,6 +45,20 @@ impl JournalBook {
         }
     }
 
+    /// Period `mark.period` of door `mark.door` opened (opening `open`):
+    /// journaled like a stop, so `open` is uncovered if the write fails.
+    pub fn mark_used(&mut self, open: OpenId, mark: UsedMark) {
+        self.pending.push(JournalRecord::Used(mark));
+        self.covers.push(open);
+    }
+
+    /// A used mark was taken back (its opening was refused after all):
+    /// the next write rewrites the journal with the marks kept (rare, so a
+    /// record kind of its own would not pay).
+    pub fn unmark_used(&mut self) {
+        self.rewrite = true;
+    }
+
     /// The next write rewrites the journal whole.
     pub fn rewrite(&mut self) {
         self.rewrite = true;
@@ -54,7 +70,13 @@ impl JournalBook {
     }
 
     /// The write that brings the file up to date, or `None` when it is.
-    pub fn take_write(&mut self) -> Option<JournalWrite> {
+    /// The used marks are the rotating doors' (`count` of them, all of
+    /// them from `marks`, asked for only when the journal is rewritten).
+    pub fn take_write(
+        &mut self,
+        count: usize,
+        marks: impl FnOnce() -> Vec<UsedMark>,
+    ) -> Option<JournalWrite> {
         if !self.has_pending() {
             return None;
         }
@@ -63,17 +85,22 @@ impl JournalBook {
             .iter()
             .filter_map(|r| match r {
                 JournalRecord::Add { key, .. } => Some(OpenId(*key)),
-                JournalRecord::Remove { .. } => None,
+                _ => None,
             })
+            .chain(self.covers.drain(..))
             .collect();
-        let compact = self.appended + pending.len() > 2 * self.live.len() + COMPACT_SLACK;
+        let held = self.live.len() + count;
+        let compact = self.appended + pending.len() > 2 * held + COMPACT_SLACK;
         if self.rewrite || compact {
             self.rewrite = false;
             self.appended = 0;
-            let mut all: Vec<(u64, JournalEntry)> =
+            let mut stops: Vec<(u64, JournalEntry)> =
                 self.live.iter().map(|(o, e)| (o.0, e.clone())).collect();
-            all.sort_by_key(|(key, e)| (e.due, *key));
-            return Some(JournalWrite::Rewrite(all));
+            stops.sort_by_key(|(key, e)| (e.due, *key));
+            return Some(JournalWrite::Rewrite {
+                stops,
+                used: marks(),
+            });
         }
         self.appended += pending.len();
         Some(JournalWrite::Append(pending))
@@ -84,6 +111,12 @@ impl JournalBook {
     /// rewrites it. Returns the openings whose stop it was to add.
     pub fn failed(&mut self) -> HashSet<OpenId> {
         self.rewrite = true;
+        std::mem::take(&mut self.in_flight)
+    }
+
+    /// The write handed out last is on disk: returns the openings it
+    /// covered.
+    pub fn written(&mut self) -> HashSet<OpenId> {
         std::mem::take(&mut self.in_flight)
     }
 

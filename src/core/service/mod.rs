@@ -38,7 +38,7 @@ mod reload;
 mod rotation;
 mod running;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,13 +46,15 @@ use std::time::Duration;
 
 pub use caps::Limit;
 pub use effect::{
-    CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness,
+    CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness, UsedMark,
 };
-pub use notice::Notice;
+pub use notice::{Notice, Unjournaled};
+pub use rotation::STEP_BACK;
 
 use crate::core::config::Config;
 use crate::core::engine::{
-    Action, Command, CommandKind, DoorId, Engine, Event, LocalAddrs, OpenId, Prefetch, Stats,
+    Action, Command, CommandKind, Committed, DoorId, Engine, Event, LocalAddrs, OpenId, Opening,
+    Prefetch, Stats,
 };
 use crate::core::filter::build_filter;
 use crate::core::knock::{Knock, Timestamp};
@@ -61,13 +63,8 @@ use caps::Caps;
 use commands::Commands;
 use journal::JournalBook;
 use onetime::OneTimeDoors;
+use opening::NftPending;
 use rotation::RotatingDoors;
-
-/// Per door, the stops scheduled for openings the engine decided in this
-/// batch that are still to be decided here. Door ids are ours, not a
-/// sender's: a fixed hash is enough, and cheaper to make at every packet
-/// than std's seeded one.
-type Ahead = HashMap<DoorId, usize, foldhash::fast::FixedState>;
 
 /// How long shutdown waits for the stop commands it started.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -157,6 +154,13 @@ enum Phase {
 /// after it, and nothing already written is written twice.
 enum Queued {
     Now(Effect),
+    /// A command's `running command` line and its [`Effect::Run`], kept
+    /// together so a start that must not run leaves with its line.
+    Spawn {
+        line: Notice,
+        id: CommandId,
+        command: String,
+    },
     Journal,
     Filter,
 }
@@ -174,9 +178,13 @@ pub struct Service {
     rotating: RotatingDoors,
     commands: Commands,
     journal: JournalBook,
-    /// The openings whose [`Effect::NftAdd`] awaits its answer, in order:
-    /// door, knocker, the opening's start (if any), the set.
-    nft_pending: VecDeque<(DoorId, IpAddr, Option<OpenId>, String)>,
+    /// The openings whose [`Effect::NftAdd`] awaits its answer, by request.
+    nft_pending: HashMap<u64, NftPending>,
+    /// The last [`Effect::NftAdd`] request number.
+    nft_requests: u64,
+    /// Committed openings whose used mark is not known to be on disk yet:
+    /// a failed journal write takes them back.
+    unconfirmed: HashMap<OpenId, (Opening, Committed)>,
     /// When a journal that could not be written is tried again.
     journal_retry: Option<Timestamp>,
     effects: VecDeque<Queued>,
@@ -211,7 +219,9 @@ impl Service {
             rotating: RotatingDoors::default(),
             commands: Commands::new(o.max_commands),
             journal: JournalBook::default(),
-            nft_pending: VecDeque::new(),
+            nft_pending: HashMap::new(),
+            nft_requests: 0,
+            unconfirmed: HashMap::new(),
             journal_retry: None,
             effects: VecDeque::new(),
             now,
@@ -263,8 +273,17 @@ impl Service {
         loop {
             match self.effects.pop_front()? {
                 Queued::Now(effect) => return Some(effect),
+                Queued::Spawn { line, id, command } => {
+                    self.effects
+                        .push_front(Queued::Now(Effect::Run { id, command }));
+                    return Some(Effect::Log(line));
+                }
                 Queued::Journal => {
-                    if let Some(write) = self.journal.take_write() {
+                    let rotating = &self.rotating;
+                    let write = self
+                        .journal
+                        .take_write(rotating.used_count(), || rotating.marks());
+                    if let Some(write) = write {
                         return Some(Effect::Journal(write));
                     }
                 }
@@ -303,17 +322,28 @@ impl Service {
     /// run at the next [`Service::handle_timeout`]. They belong to no door
     /// (after a reboot the firewall has forgotten the rule, so a knock must
     /// run the start command again), and run whatever the config says now.
-    /// `problems` are journal lines that could not be read back; `path`
-    /// names the journal. The journal is written afresh under the new
-    /// numbers.
+    /// `used` are the rotating periods that opened (they stay used: a
+    /// replay after a restart is refused). `problems` are journal lines
+    /// that could not be read back; `path` names the journal. The journal
+    /// is written afresh under the new numbers.
     pub fn handle_restore(
         &mut self,
         path: &str,
         stops: Vec<RestoredStop>,
+        used: Vec<UsedMark>,
         problems: Vec<String>,
         now: Timestamp,
     ) {
         let now = self.advance(now);
+        if !used.is_empty() {
+            let unix = self.rotating.unix_at(now);
+            for mark in used.into_iter().filter(|m| m.keep_until > unix) {
+                self.rotating.keep(mark);
+            }
+            // The engine's sequences are made again, marked from them.
+            self.rotating.reset_current();
+            self.rotate(now);
+        }
         for problem in problems {
             self.log(Notice::StateFileProblem {
                 path: path.to_string(),
@@ -351,17 +381,22 @@ impl Service {
         if self.rotating.next_boundary().is_some_and(|t| t <= now) {
             self.rotate(now);
         }
+        let v4: Vec<Knock>;
+        let mut knocks = knocks;
         if self.settings.only_v4 && knocks.iter().any(|k| k.src.is_ipv6()) {
-            let v4: Vec<Knock> = knocks
+            v4 = knocks
                 .iter()
                 .filter(|k| !k.src.is_ipv6())
                 .copied()
                 .collect();
-            self.engine.handle_knocks(&v4);
-        } else {
-            self.engine.handle_knocks(knocks);
+            knocks = &v4;
         }
-        self.drain_engine(now);
+        // Each proposal is decided before the next knock is seen.
+        while !knocks.is_empty() {
+            let handled = self.engine.handle_knocks(knocks);
+            knocks = &knocks[handled..];
+            self.drain_engine(now);
+        }
         self.flush();
     }
 
@@ -425,43 +460,53 @@ impl Service {
     pub fn handle_journal_result(&mut self, result: Result<(), String>, now: Timestamp) {
         let now = self.advance(now);
         let Err(error) = result else {
+            for open in self.journal.written() {
+                self.unconfirmed.remove(&open);
+            }
             return;
         };
         let uncovered = self.journal.failed();
         self.journal_retry = Some(now + JOURNAL_RETRY);
         let mut notices = Vec::new();
-        // Starts handed out after the write, still in the queue.
-        let queued = std::mem::take(&mut self.effects);
-        let mut kept = VecDeque::with_capacity(queued.len());
-        for q in queued {
-            if let Queued::Now(Effect::Run { id, .. }) = &q {
-                let start = self.commands.get(*id).map(|r| &r.cmd);
-                if let Some(cmd) = start.filter(|c| c.kind == CommandKind::Start) {
-                    if uncovered.contains(&cmd.open) {
-                        let cmd = cmd.clone();
-                        self.commands.finish(*id);
-                        // Its `running command` line goes too.
-                        if matches!(
-                            kept.back(),
-                            Some(Queued::Now(Effect::Log(Notice::RunningCommand { .. })))
-                        ) {
-                            kept.pop_back();
-                        }
-                        notices.push(self.not_opened(cmd, &error));
-                        continue;
-                    }
-                }
+        // The start commands of openings the write was to cover, not run
+        // yet (queued after it, or waiting for a slot), never run.
+        let starts = self.take_queued_starts(|open| uncovered.contains(&open));
+        let mut said = HashSet::new();
+        for cmd in starts {
+            said.insert(cmd.open);
+            let what = match self.unconfirmed.get(&cmd.open) {
+                Some((_, c)) if !c.stop => Unjournaled::UsedPeriod,
+                _ => Unjournaled::Stop,
+            };
+            notices.push(self.not_opened(cmd, what, &error));
+        }
+        // Every opening it was to cover is taken back whole (its used
+        // mark, cool-down, count), and its set element is not added.
+        for open in &uncovered {
+            let Some((o, c)) = self.unconfirmed.get(open).copied() else {
+                continue;
+            };
+            self.uncommit(&o, *open);
+            let before = self.nft_pending.len();
+            self.nft_pending.retain(|_, p| p.open != *open);
+            if self.nft_pending.len() < before && !said.contains(open) {
+                notices.push(Notice::NotOpened {
+                    src: o.src,
+                    door: self.door_name(o.door),
+                    what: if c.stop {
+                        Unjournaled::Stop
+                    } else {
+                        Unjournaled::UsedPeriod
+                    },
+                    error: error.clone(),
+                });
             }
-            kept.push_back(q);
         }
-        self.effects = kept;
-        // Starts still waiting for a free slot.
-        for cmd in self
-            .commands
-            .dequeue_starts(|open| uncovered.contains(&open))
-        {
-            notices.push(self.not_opened(cmd, &error));
-        }
+        let pending = &self.nft_pending;
+        self.effects.retain(|q| match q {
+            Queued::Now(Effect::NftAdd { id, .. }) => pending.contains_key(id),
+            _ => true,
+        });
         if notices.is_empty() {
             notices.push(Notice::JournalFailed { error });
         }
@@ -472,14 +517,37 @@ impl Service {
         self.next(Self::fill_slots);
     }
 
+    /// The start commands not run yet (queued as effects, or waiting for a
+    /// slot) of the openings `which` picks: taken out, with their `running
+    /// command` lines, and returned.
+    fn take_queued_starts(&mut self, which: impl Fn(OpenId) -> bool) -> Vec<Command> {
+        let mut taken = Vec::new();
+        let commands = &mut self.commands;
+        self.effects.retain(|q| {
+            let Queued::Spawn { id, .. } = q else {
+                return true;
+            };
+            let is_it = commands
+                .get(*id)
+                .is_some_and(|r| r.cmd.kind == CommandKind::Start && which(r.cmd.open));
+            if is_it {
+                taken.extend(commands.finish(*id).map(|r| r.cmd));
+            }
+            !is_it
+        });
+        taken.extend(self.commands.dequeue_starts(which));
+        taken
+    }
+
     /// The opening of `cmd` is undone before its start ran: its stop is
     /// cancelled and its door does not count as open.
-    fn not_opened(&mut self, cmd: Command, error: &str) -> Notice {
+    fn not_opened(&mut self, cmd: Command, what: Unjournaled, error: &str) -> Notice {
         self.engine.cancel_open(cmd.open);
         self.journal.remove(cmd.open);
         Notice::NotOpened {
             src: cmd.src,
             door: cmd.name,
+            what,
             error: error.to_string(),
         }
     }
@@ -514,10 +582,7 @@ impl Service {
     /// Hands the engine the sequences of the periods rotating doors accept
     /// at `now`, where they changed.
     fn rotate(&mut self, now: Timestamp) {
-        let engine = &self.engine;
-        let changes = self
-            .rotating
-            .refresh(now, |door| engine.variants(door).to_vec());
+        let changes = self.rotating.refresh(now);
         for (door, variants) in changes {
             self.engine.set_variants(door, variants);
             self.filter_stale = true;
@@ -626,25 +691,9 @@ impl Service {
                 },
             });
         }
-        // The engine handles a whole batch of knocks before any of its
-        // openings is decided here: count, per door, the new stops it has
-        // scheduled for openings still to decide.
-        let mut ahead = Ahead::default();
-        let mut last_start = None;
-        for action in self.engine.peek_actions() {
-            match action {
-                Action::Run(c) if c.kind == CommandKind::Start => last_start = Some(c.open),
-                Action::StopScheduled(s) if Some(s.open) == last_start => {
-                    if let Some(door) = s.door {
-                        *ahead.entry(door).or_default() += 1;
-                    }
-                }
-                _ => last_start = None,
-            }
-        }
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::Opened { door, src } => self.opening(door, src, &mut ahead, now),
+                Action::Propose(o) => self.opening(o),
                 Action::Log(event) => {
                     let noisy = match &event {
                         Event::Stage { door, .. }

@@ -17,6 +17,15 @@ use crate::core::config::{ConfigError, Warning};
 use crate::core::engine::{CommandKind, Event};
 use crate::core::ring::{Bytes, Resize, Why};
 
+/// What a failed journal write left unrecorded, so a door did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unjournaled {
+    /// The stop command that would close it (after a crash too).
+    Stop,
+    /// A rotating door's used period (a replay after a restart would open).
+    UsedPeriod,
+}
+
 /// One operator message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -113,6 +122,7 @@ pub enum Notice {
     NotOpened {
         src: IpAddr,
         door: Arc<str>,
+        what: Unjournaled,
         error: String,
     },
     /// A stop the system refused to start is scheduled again.
@@ -362,10 +372,21 @@ impl fmt::Display for Notice {
                 f,
                 "{door}: {count} more opening(s) refused in the last minute"
             ),
-            Notice::NotOpened { src, door, error } => write!(
-                f,
-                "{src}: {door}: not opened: its stop command could not be journaled ({error})"
-            ),
+            Notice::NotOpened {
+                src,
+                door,
+                what,
+                error,
+            } => {
+                let what = match what {
+                    Unjournaled::Stop => "its stop command",
+                    Unjournaled::UsedPeriod => "its used period",
+                };
+                write!(
+                    f,
+                    "{src}: {door}: not opened: {what} could not be journaled ({error})"
+                )
+            }
             Notice::StopRetry { door, src, after } => write!(
                 f,
                 "{door}: stop command for {src} will be tried again in {}s",

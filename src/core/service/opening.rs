@@ -1,117 +1,158 @@
-//! An opening, whole: the door's bounds, its start command and stop, and
-//! the knocker's address added to the door's nftables set, with the
-//! set's answer.
-
-use std::collections::VecDeque;
-use std::net::IpAddr;
+//! An opening, whole: proposed by the engine as one value, decided here
+//! (a rotating period's used mark, the door's bounds) before anything is
+//! committed, then its start command and stop, the used mark journaled,
+//! and the knocker's address added to the door's nftables set, with the
+//! set's answer (which names its request).
 
 use super::caps::Refusal;
-use super::{Effect, Notice, Queued, Service};
-use crate::core::engine::{Action, CommandKind, DoorId, OpenId};
+use super::{Effect, Mode, Notice, Service};
+use crate::core::engine::{Action, Event, OpenId, Opening};
 use crate::core::knock::Timestamp;
 
+/// An [`Effect::NftAdd`] awaiting its answer.
+pub(super) struct NftPending {
+    opening: Opening,
+    /// The opening as committed.
+    pub(super) open: OpenId,
+    set: String,
+}
+
 impl Service {
-    /// Door `id` opens for `src`: the engine's `OPEN SESAME`, and what
-    /// the opening runs (its start command and stop, or an extension of
-    /// its stop), taken together. Unless the door is over its bounds
-    /// (openings per minute, stops pending): then the opening is refused,
-    /// its start never runs and its stop is cancelled. An accepted opening
-    /// of a door with an nftables set also adds the knocker to it.
-    pub(super) fn opening(
-        &mut self,
-        id: DoorId,
-        src: IpAddr,
-        ahead: &mut super::Ahead,
-        now: Timestamp,
-    ) {
-        let Some(Action::Log(open_sesame)) = self.engine.poll_action() else {
+    /// `o` was proposed by the engine: decided here, whole, before
+    /// anything of it is committed. A rotating door's period must be one
+    /// it accepts now and not used (the marks here are the durable ones);
+    /// a costly opening must be within its door's bounds (openings per
+    /// minute, stops pending). A refused opening commits nothing: no used
+    /// mark, no cool-down, no count. An accepted one is committed in the
+    /// engine (its `OPEN SESAME`, start command and stop follow), its
+    /// period marked used and journaled (before its start command or set
+    /// element: fail closed), and the knocker added to the door's set.
+    pub(super) fn opening(&mut self, o: Opening) {
+        let id = o.door;
+        let Some(door) = self.engine.door(id) else {
             return;
         };
-        let (start, own_stop) = {
-            let mut next = self.engine.peek_actions();
-            let start = match next.next() {
-                Some(Action::Run(c)) if c.kind == CommandKind::Start => Some(c.open),
-                _ => None,
-            };
-            // The engine has already scheduled this opening's stop, if any.
-            let own_stop = match (start, next.next()) {
-                (Some(open), Some(Action::StopScheduled(s))) => s.open == open,
-                _ => false,
-            };
-            (start, own_stop)
-        };
-        let nft = self.engine.door(id).and_then(|d| {
-            d.nft_set_for(src.is_ipv6())
-                .map(|set| (set.clone(), d.cmd_timeout))
-        });
+        let name = self.door_name(id);
+        if let Some(period) = o.period {
+            if !self.rotating.accepts(id, period) {
+                tracing::debug!(door = %name, period, "proposal for a period not accepted now");
+                return;
+            }
+            if self.rotating.is_used(&name, period) {
+                self.log(Notice::Event(Event::Replayed {
+                    src: o.src,
+                    door: name,
+                }));
+                return;
+            }
+        }
+        let nft = door
+            .nft_set_for(o.src.is_ipv6())
+            .map(|set| (set.clone(), door.cmd_timeout));
         // What a flood could make this opening cost: a root shell, a
         // firewall rule, a netlink call. An extension runs nothing; a
         // one-time door only the holder of its secret file can open, and a
         // refusal would waste its line.
-        let costly = (start.is_some() || nft.is_some()) && !self.onetime.is_one_time(id);
+        let start = self.engine.would_run_start(&o);
+        let costly = (start || nft.is_some()) && !self.onetime.is_one_time(id);
         if costly {
-            // Stops pending before this opening: the engine's count, less
-            // the openings of the same input not decided yet (this one
-            // included).
-            let undecided = ahead.get(&id).copied().unwrap_or(0);
-            let before = self.engine.pending_stops_of(id).saturating_sub(undecided);
-            if own_stop {
-                if let Some(n) = ahead.get_mut(&id) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            if let Err(refusal) = self.caps.check(id, before, now) {
-                // Take the opening back: its start never runs.
-                if let Some(open) = start {
-                    self.engine.poll_action();
-                    if own_stop {
-                        self.engine.poll_action();
-                    }
-                    self.engine.cancel_open(open);
-                }
+            let before = self.engine.pending_stops_of(id);
+            if let Err(refusal) = self.caps.check(id, before, o.at) {
                 if let Refusal::Report(limit) = refusal {
-                    let door = self.door_name(id);
-                    self.log(Notice::Refused { src, door, limit });
+                    self.log(Notice::Refused {
+                        src: o.src,
+                        door: name,
+                        limit,
+                    });
                 }
                 return;
             }
         }
-        self.log(Notice::Event(open_sesame));
+        let Some(committed) = self.engine.commit(&o) else {
+            return;
+        };
+        let open = committed.open;
+        // Its `OPEN SESAME` comes first, then the set, then its commands.
+        if let Some(Action::Log(open_sesame)) = self.engine.poll_action() {
+            self.log(Notice::Event(open_sesame));
+        }
+        let live = self.settings.mode == Mode::Live;
+        let mut durable = false;
+        if let Some(period) = o.period {
+            if let Some(mark) = self.rotating.mark_used(id, period) {
+                if live {
+                    self.journal.mark_used(open, mark);
+                    durable = true;
+                }
+            }
+        }
+        // Until the journal holds what it needs, the opening is taken
+        // back whole if the write fails.
+        if live && (durable || (committed.stop && !committed.extended)) {
+            self.unconfirmed.insert(open, (o, committed));
+        }
         if let Some((set, timeout)) = nft {
-            let door = self.door_name(id);
             if self.settings.dry_run {
                 self.log(Notice::WouldAddToSet {
-                    door,
-                    src,
+                    door: name,
+                    src: o.src,
                     set: set.to_string(),
                     timeout,
                 });
             } else {
-                self.nft_pending
-                    .push_back((id, src, start, set.to_string()));
+                // A used mark is on disk before the kernel admits anyone.
+                if durable && self.first_start.is_none() {
+                    self.first_start = Some(self.effects.len());
+                }
+                self.nft_requests += 1;
+                let request = self.nft_requests;
+                self.nft_pending.insert(
+                    request,
+                    NftPending {
+                        opening: o,
+                        open,
+                        set: set.to_string(),
+                    },
+                );
                 self.push(Effect::NftAdd {
+                    id: request,
                     set,
-                    addr: src,
+                    addr: o.src,
                     timeout,
                 });
             }
         }
     }
 
-    /// The shell carried out an [`Effect::NftAdd`]: `Ok(refreshed)` (the
+    /// Takes back committed opening `open` of `o` before its start ran (its
+    /// journal write or its set failed): the engine forgets it, and its
+    /// period is not used.
+    pub(super) fn uncommit(&mut self, o: &Opening, open: OpenId) {
+        self.engine.uncommit(o, open);
+        self.journal.remove(open);
+        self.caps.forget(o.door, o.at);
+        self.unconfirmed.remove(&open);
+        if let Some(period) = o.period {
+            let name = self.door_name(o.door);
+            self.rotating.unmark(&name, period);
+            self.journal.unmark_used();
+        }
+    }
+
+    /// The shell carried out [`Effect::NftAdd`] `id`: `Ok(refreshed)` (the
     /// knocker was in the set already: its timeout starts over), or why
     /// not. When the kernel refused, the door does not count as open: the
     /// opening's start command, if it has one and it has not run yet, never
-    /// runs, and its stop is cancelled.
-    pub fn handle_nft_result(&mut self, result: Result<bool, String>, now: Timestamp) {
+    /// runs, its stop is cancelled and its period is not used.
+    pub fn handle_nft_result(&mut self, id: u64, result: Result<bool, String>, now: Timestamp) {
         self.advance(now);
-        let Some((id, src, open, set)) = self.nft_pending.pop_front() else {
+        let Some(NftPending { opening, open, set }) = self.nft_pending.remove(&id) else {
             return;
         };
-        let door = self.door_name(id);
+        let (src, door) = (opening.src, self.door_name(opening.door));
         let timeout = self
             .engine
-            .door(id)
+            .door(opening.door)
             .map(|d| d.cmd_timeout)
             .unwrap_or_default();
         match result {
@@ -125,9 +166,8 @@ impl Service {
                 })
             }),
             Err(error) => {
-                if let Some(open) = open {
-                    self.drop_queued_start(open);
-                }
+                self.drop_queued_start(open);
+                self.uncommit(&opening, open);
                 self.next(|s| s.log(Notice::NotAddedToSet { src, door, error }));
             }
         }
@@ -137,29 +177,7 @@ impl Service {
     /// leaves the effect queue (with its `running command` line) or the
     /// queue of commands waiting for a slot, and its stop is cancelled.
     fn drop_queued_start(&mut self, open: OpenId) {
-        let queued = std::mem::take(&mut self.effects);
-        let mut kept = VecDeque::with_capacity(queued.len());
-        for q in queued {
-            if let Queued::Now(Effect::Run { id, .. }) = &q {
-                let is_it = self
-                    .commands
-                    .get(*id)
-                    .is_some_and(|r| r.cmd.kind == CommandKind::Start && r.cmd.open == open);
-                if is_it {
-                    self.commands.finish(*id);
-                    if matches!(
-                        kept.back(),
-                        Some(Queued::Now(Effect::Log(Notice::RunningCommand { .. })))
-                    ) {
-                        kept.pop_back();
-                    }
-                    continue;
-                }
-            }
-            kept.push_back(q);
-        }
-        self.effects = kept;
-        self.commands.dequeue_starts(|o| o == open);
+        self.take_queued_starts(|o| o == open);
         self.engine.cancel_open(open);
         self.journal.remove(open);
     }

@@ -1,6 +1,14 @@
 //! Rotating doors: which periods each one accepts now, when that changes,
-//! and which periods already opened (a period opens once: a replay, by
-//! anyone, is refused).
+//! and which periods already opened (a period opens once, ever: a replay,
+//! by anyone, is refused).
+//!
+//! The used marks are this module's, by door name and period counter (a
+//! counter of Unix time, not of the engine's clock), so they outlive a
+//! reload (the engine's sequences are made anew), a restart (they are
+//! journaled and handed back by `handle_restore`) and a wall-clock step
+//! back (a mark is kept [`STEP_BACK`] past the last moment its period can
+//! be accepted). The engine's `used` flags are only their copy for the
+//! knock path.
 //!
 //! The accepted periods are the current one and `Sequence_Skew` on either
 //! side; their sequences are handed to the engine, current first. The
@@ -11,17 +19,24 @@
 //! every packet to a thousand ports reach user space, and a flooder who
 //! does not know the secret could fill it for free.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::core::config::{Config, Door, SecretSource, Sequence, SequenceSource};
 use crate::core::engine::{DoorId, Variant};
 use crate::core::knock::Timestamp;
 use crate::core::rotate::{sequence, Rotation, Secret};
+use crate::core::service::effect::UsedMark;
 
-/// Periods remembered per door as opened: more than every period a clock
-/// step back could bring into the window again.
-const USED_HISTORY: usize = 64;
+/// How far back a wall-clock step may go and still find a used period
+/// refused: a mark is kept this long after its period left the accepted
+/// window.
+pub const STEP_BACK: u64 = 24 * 3600;
+
+/// Used marks kept at most, every door together. Openings are bounded per
+/// minute, so this is reached only past ~90 openings a minute, every minute
+/// of a day; then the mark expiring first is dropped.
+pub const MAX_USED: usize = 1 << 17;
 
 const NANOS: i128 = 1_000_000_000;
 
@@ -42,8 +57,10 @@ struct RotatingDoor {
 #[derive(Default)]
 pub(super) struct RotatingDoors {
     doors: Vec<RotatingDoor>,
-    /// Periods that opened, by door name (kept across reloads).
-    used: HashMap<Arc<str>, VecDeque<u64>>,
+    /// Periods that opened, by door name and period, with the Unix second
+    /// until which each mark is kept (across reloads and, journaled,
+    /// restarts).
+    used: HashMap<(Arc<str>, u64), u64>,
     /// Engine time plus this is Unix time, in nanoseconds.
     offset: i128,
 }
@@ -98,29 +115,19 @@ impl RotatingDoors {
         u64::try_from(ns.max(0) / NANOS).unwrap_or(u64::MAX)
     }
 
-    /// For each door whose period changed by `now`: its new variants. The
-    /// engine's `current` variants say which of the periods leaving opened.
-    pub fn refresh(
-        &mut self,
-        now: Timestamp,
-        current: impl Fn(DoorId) -> Vec<Variant>,
-    ) -> Vec<(DoorId, Vec<Variant>)> {
+    /// For each door whose period changed by `now` (or that has no
+    /// variants yet, after a reload): its new variants, marked used from
+    /// the marks kept here.
+    pub fn refresh(&mut self, now: Timestamp) -> Vec<(DoorId, Vec<Variant>)> {
         let unix = self.unix_secs(now);
         let mut out = Vec::new();
+        let mut changed = false;
         for d in &mut self.doors {
             let p = d.rotation.counter(unix);
             if d.current == Some(p) {
                 continue;
             }
-            let used = self.used.entry(d.name.clone()).or_default();
-            for v in current(d.door).iter().filter(|v| v.used) {
-                if !used.contains(&v.label) {
-                    if used.len() == USED_HISTORY {
-                        used.pop_front();
-                    }
-                    used.push_back(v.label);
-                }
-            }
+            changed = true;
             let skew = u64::from(d.rotation.skew);
             // Current first, then the nearest periods on either side: a
             // first step shared by two periods starts the likelier one.
@@ -129,12 +136,13 @@ impl RotatingDoors {
                 labels.extend(p.checked_sub(k));
                 labels.extend(p.checked_add(k));
             }
+            let used = &self.used;
             let variants = labels
                 .into_iter()
                 .map(|label| Variant {
                     label,
                     sequence: sequence(&d.secret, &d.name, &d.rotation, label),
-                    used: used.contains(&label),
+                    used: used.contains_key(&(d.name.clone(), label)),
                 })
                 .collect();
             d.lookahead = p
@@ -143,7 +151,99 @@ impl RotatingDoors {
             d.current = Some(p);
             out.push((d.door, variants));
         }
+        if changed {
+            self.used.retain(|_, keep_until| *keep_until > unix);
+        }
         out
+    }
+
+    /// Whether period `period` of the door named `name` opened already.
+    pub fn is_used(&self, name: &Arc<str>, period: u64) -> bool {
+        self.used.contains_key(&(name.clone(), period))
+    }
+
+    /// Whether rotating door `door` accepts period `period` now: what a
+    /// proposal must name to be taken.
+    pub fn accepts(&self, door: DoorId, period: u64) -> bool {
+        self.doors.iter().any(|d| {
+            d.door == door
+                && d.current
+                    .is_some_and(|p| p.abs_diff(period) <= u64::from(d.rotation.skew))
+        })
+    }
+
+    /// Marks period `period` of rotating door `door` used, and returns the
+    /// mark to journal (`None`: not a rotating door).
+    pub fn mark_used(&mut self, door: DoorId, period: u64) -> Option<UsedMark> {
+        let d = self.doors.iter().find(|d| d.door == door)?;
+        let skew = u64::from(d.rotation.skew);
+        // The last second the period can be accepted, plus a step back.
+        let keep_until = period
+            .saturating_add(skew + 1)
+            .saturating_mul(d.rotation.period)
+            .saturating_add(STEP_BACK);
+        let mark = UsedMark {
+            door: d.name.clone(),
+            period,
+            keep_until,
+        };
+        self.keep(mark.clone());
+        Some(mark)
+    }
+
+    /// Keeps `mark` (one restored from the journal, or just made).
+    pub fn keep(&mut self, mark: UsedMark) {
+        if self.used.len() >= MAX_USED && !self.used.contains_key(&(mark.door.clone(), mark.period))
+        {
+            let first = self
+                .used
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = first {
+                self.used.remove(&k);
+            }
+        }
+        self.used.insert((mark.door, mark.period), mark.keep_until);
+    }
+
+    /// Takes back the mark of period `period` of the door named `name`
+    /// (the opening was refused after all).
+    pub fn unmark(&mut self, name: &Arc<str>, period: u64) {
+        self.used.remove(&(name.clone(), period));
+    }
+
+    /// Every door's variants are made again at the next refresh (used
+    /// marks were restored).
+    pub fn reset_current(&mut self) {
+        for d in &mut self.doors {
+            d.current = None;
+        }
+    }
+
+    /// Used marks kept.
+    pub fn used_count(&self) -> usize {
+        self.used.len()
+    }
+
+    /// The marks kept (for a journal rewrite), in a stable order.
+    pub fn marks(&self) -> Vec<UsedMark> {
+        let mut v: Vec<UsedMark> = self
+            .used
+            .iter()
+            .map(|((door, period), keep_until)| UsedMark {
+                door: door.clone(),
+                period: *period,
+                keep_until: *keep_until,
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.door, a.period).cmp(&(&b.door, b.period)));
+        v
+    }
+
+    /// Unix time at engine time `now`, in seconds.
+    pub fn unix_at(&self, now: Timestamp) -> u64 {
+        self.unix_secs(now)
     }
 
     /// When the next period starts for some door, in engine time.

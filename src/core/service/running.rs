@@ -58,13 +58,14 @@ impl Service {
         if cmd.kind == CommandKind::Start && self.first_start.is_none() {
             self.first_start = Some(self.effects.len());
         }
-        self.log(Notice::RunningCommand {
+        let line = Notice::RunningCommand {
             door: cmd.name.clone(),
             command: cmd.command.clone(),
-        });
+        };
         let command = cmd.command.clone();
         let id = self.commands.start(cmd, self.now);
-        self.push(Effect::Run { id, command });
+        self.effects
+            .push_back(super::Queued::Spawn { line, id, command });
     }
 
     /// Gives free slots to queued commands, stops first.
