@@ -5,6 +5,7 @@
 #   make assets     man page and shell completions from the CLI (target/assets)
 #   make deb        the Debian package (cargo-deb); prints its path
 #   make deb-check  build the package and check it (scripts/deb-check.sh)
+#   make msrv       check everything with the declared rust-version's rustc
 #
 # Both first install missing system packages (scripts/deps.sh): as root via
 # apt-get, otherwise by printing the command to run.
@@ -19,7 +20,7 @@ SAMPLE     := knockd.conf.sample
 ASSETS     := target/assets
 DEB_DIR    := $(TARGET_DIR)/debian
 
-.PHONY: run test deps test-deps deb-deps assets deb deb-check
+.PHONY: run test deps test-deps deb-deps assets deb deb-check msrv
 
 deps:
 	scripts/deps.sh build
@@ -69,6 +70,15 @@ test: test-deps
 	else \
 		$(MAKE) --no-print-directory deb-check; \
 	fi
+
+# The compiler Cargo.toml promises (Debian 13's), on the locked tree:
+# tests/deps.rs (in `make test`) checks the lock's declared needs in a
+# second; this compiles everything with that rustc, which also catches
+# newer language features in our own code. Its own target dir, so the
+# usual build stays warm. Needs `rustup toolchain install <version>`.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+msrv:
+	$(CARGO) +$(MSRV) check --locked --all-targets --target-dir $(TARGET_DIR)/msrv
 
 # SOURCE_DATE_EPOCH from the last commit makes the man page date, and so
 # the files, reproducible. --release reuses the release build of the crate.

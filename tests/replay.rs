@@ -524,3 +524,63 @@ fn replay_with_lookups_writes_every_line() {
     want.push("FILE: 3 frames, 3 knocks, 1 doors opened".into());
     assert_eq!(got, want);
 }
+
+/// Developer diagnostics on stderr: none by default, debug with `-D`, and
+/// `RUST_LOG` as `target=level` directives (an unparsable one means the
+/// default). README, Troubleshooting.
+#[test]
+fn diagnostics_follow_debug_flag_and_rust_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = |l4| ipv4("203.0.113.13", "192.0.2.1", l4, 0);
+    let mut truncated = Link::Ethernet.frame(&ip(tcp(8000, SYN)));
+    truncated.truncate(14 + 20 + 10);
+    let frames = vec![
+        (0, Link::Ethernet.frame(&ip(tcp(7000, SYN)))),
+        (10, Link::Ethernet.frame(&ip(udp(8000)))),
+        // The same step again: "repeat ignored" (trace, the engine).
+        (20, Link::Ethernet.frame(&ip(udp(8000)))),
+        // "frame skipped" (debug, the capture shell).
+        (30, truncated),
+    ];
+    let pcap = dir.path().join("diag.pcap");
+    write_pcap(&pcap, 1, &frames);
+    let conf = dir.path().join("knockd.conf");
+    std::fs::write(&conf, CONFIG).unwrap();
+    let stderr = |flags: &[&str], rust_log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_knockd"));
+        cmd.args(["--read".as_ref(), pcap.as_os_str(), "--dry-run".as_ref()])
+            .args(["-c".as_ref(), conf.as_os_str()])
+            .args(flags)
+            .env_remove("RUST_LOG");
+        if let Some(v) = rust_log {
+            cmd.env("RUST_LOG", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{flags:?} {rust_log:?}");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        (
+            text.contains("frame skipped"),
+            text.contains("repeat ignored"),
+        )
+    };
+    // (frame skipped, repeat ignored)
+    assert_eq!(stderr(&[], None), (false, false), "default: warnings only");
+    assert_eq!(stderr(&["-D"], None), (true, false), "-D: knockd at debug");
+    assert_eq!(stderr(&[], Some("knockd=trace")), (true, true));
+    assert_eq!(stderr(&[], Some("trace")), (true, true), "a bare level");
+    assert_eq!(
+        stderr(&[], Some("warn,knockd::daemon=debug")),
+        (true, false),
+        "a target is a module-path prefix"
+    );
+    assert_eq!(
+        stderr(&["-D"], Some("knockd::core=trace")),
+        (false, true),
+        "RUST_LOG wins over -D"
+    );
+    assert_eq!(
+        stderr(&[], Some("knockd=[nonsense")),
+        (false, false),
+        "unparsable: the default"
+    );
+}

@@ -171,16 +171,29 @@ fn settings(cli: &Cli, config: &Config, choice: Choice) -> Settings {
 }
 
 /// Diagnostics for developers go to stderr through `tracing`: warnings by
-/// default, debug with `-D`, or whatever `RUST_LOG` says.
+/// default, debug with `-D`, or whatever `RUST_LOG` says (`target=level`
+/// directives, comma-separated, a bare level for every target; an unset or
+/// unparsable `RUST_LOG` means the default). `filter::Targets` parses that
+/// much without the regex engine `EnvFilter` would bring for span and
+/// field filters no one here needs.
 fn init_tracing(debug: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = if debug { "knockd=debug" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| match debug {
+            true => Targets::new().with_target("knockd", LevelFilter::DEBUG),
+            false => Targets::new().with_default(LevelFilter::WARN),
+        });
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
         .try_init();
 }
 
