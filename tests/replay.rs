@@ -174,10 +174,22 @@ fn replay(
     frames: &[(i64, Vec<u8>)],
     extra: &[&str],
 ) -> Vec<String> {
+    replay_with(dir, name, CONFIG, dlt, frames, extra)
+}
+
+/// [`replay`] with a config of its own.
+fn replay_with(
+    dir: &Path,
+    name: &str,
+    config: &str,
+    dlt: i32,
+    frames: &[(i64, Vec<u8>)],
+    extra: &[&str],
+) -> Vec<String> {
     let pcap = dir.join(format!("{name}.pcap"));
     write_pcap(&pcap, dlt, frames);
     let conf = dir.join("knockd.conf");
-    std::fs::write(&conf, CONFIG).unwrap();
+    std::fs::write(&conf, config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
         .args(["--read".as_ref(), pcap.as_os_str(), "--dry-run".as_ref()])
         .args(["-c".as_ref(), conf.as_os_str()])
@@ -307,6 +319,72 @@ fn fragments_truncated_and_foreign_frames_are_skipped() {
     let mut want = opened(src);
     want.push("FILE: 8 frames, 3 knocks, 1 doors opened".into());
     assert_eq!(got, want);
+}
+
+/// Issue 19: with `Deny = 10.0.0.0/8`, `::ffff:10.0.0.1` opened the door
+/// (`%IP%` = `::ffff:10.0.0.1`, `%FAMILY%` = 6), and so did sources that
+/// cannot be a host. A mapped source is IPv4 everywhere; the others never
+/// knock, and are counted at the end.
+#[test]
+fn mapped_sources_are_ipv4_and_impossible_sources_never_knock() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "\
+[door]
+    sequence = 7000
+    deny = 10.0.0.0/8
+    command = open %IP% %FAMILY% %DST%
+";
+    let v4 = |src| Link::Ethernet.frame(&ipv4(src, "192.0.2.1", tcp(7000, SYN), 0));
+    let v6 = |src, dst| Link::Ethernet.frame(&ipv6(src, dst, &[], tcp(7000, SYN)));
+    let frames = vec![
+        (0, v6("::ffff:10.0.0.1", "2001:db8::1")),
+        (10, v4("0.0.0.0")),
+        (20, v4("255.255.255.255")),
+        (30, v4("224.0.0.1")),
+        (40, v4("240.0.0.1")),
+        (50, v6("::", "2001:db8::1")),
+        (60, v6("ff02::1", "2001:db8::1")),
+        (70, v6("::ffff:224.0.0.1", "2001:db8::1")),
+        (100, v6("::ffff:198.51.100.4", "::ffff:192.0.2.1")),
+    ];
+    let got = replay_with(dir.path(), "sources", config, 1, &frames, &[]);
+    assert_eq!(
+        got,
+        [
+            "198.51.100.4: door: Stage 1",
+            "198.51.100.4: door: OPEN SESAME",
+            "door: would run start command: open 198.51.100.4 4 192.0.2.1",
+            "7 packet(s) skipped: source cannot be a host (unspecified, multicast, broadcast or 240.0.0.0/4)",
+            "FILE: 9 frames, 2 knocks, 1 doors opened",
+        ]
+    );
+    // `-D` says why each was skipped.
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args([
+            "--read".as_ref(),
+            dir.path().join("sources.pcap").as_os_str(),
+        ])
+        .args(["-c".as_ref(), dir.path().join("knockd.conf").as_os_str()])
+        .arg("-D")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for why in [
+        "source 0.0.0.0 cannot be a host (unspecified)",
+        "source 255.255.255.255 cannot be a host (broadcast)",
+        "source 224.0.0.1 cannot be a host (multicast)",
+        "source 240.0.0.1 cannot be a host (reserved, 240.0.0.0/4)",
+        "source :: cannot be a host (unspecified)",
+        "source ff02::1 cannot be a host (multicast)",
+    ] {
+        assert!(stderr.contains(why), "{why} not in {stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tcp: 198.51.100.4:40000 -> 192.0.2.1:7000 "),
+        "{stdout}"
+    );
 }
 
 #[test]

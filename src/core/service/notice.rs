@@ -178,6 +178,10 @@ pub enum Notice {
         error: String,
         retry: Duration,
     },
+    /// Packets whose source cannot be a host (forged: unspecified,
+    /// multicast, broadcast, 240/4), skipped by the decoder; at shutdown and
+    /// at the end of `--read`, when there were any.
+    NotAHost { count: u64 },
     /// Kernel counters of a capture, at shutdown.
     CaptureStats {
         iface: String,
@@ -467,6 +471,10 @@ impl fmt::Display for Notice {
                 "{iface}: cannot resize the capture buffer to {}: {error}; trying again in {}s",
                 Bytes(*bytes),
                 retry.as_secs()
+            ),
+            Notice::NotAHost { count } => write!(
+                f,
+                "{count} packet(s) skipped: source cannot be a host (unspecified, multicast, broadcast or 240.0.0.0/4)"
             ),
             Notice::CaptureStats {
                 iface,
