@@ -197,6 +197,19 @@ impl Notice {
     pub fn src(&self) -> Option<IpAddr> {
         match self {
             Notice::Event(e) => e.src(),
+            other => other.knocker(),
+        }
+    }
+
+    /// The knocker a service line is about, which it starts with
+    /// (`IP: door: ...`, as the engine's lines do): written in one place,
+    /// so `-l` names the host on every such line.
+    fn knocker(&self) -> Option<IpAddr> {
+        match self {
+            Notice::NotAddedToSet { src, .. }
+            | Notice::StartNeverRan { src, .. }
+            | Notice::Refused { src, .. }
+            | Notice::NotOpened { src, .. } => Some(*src),
             _ => None,
         }
     }
@@ -223,7 +236,17 @@ impl fmt::Display for WithHost<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.notice {
             Notice::Event(e) => e.with_host(self.host).fmt(f),
-            other => other.fmt(f),
+            other => match other.knocker() {
+                Some(src) => {
+                    write!(f, "{src}")?;
+                    if let Some(host) = self.host {
+                        write!(f, " ({host})")?;
+                    }
+                    f.write_str(": ")?;
+                    other.body(f)
+                }
+                None => other.body(f),
+            },
         }
     }
 }
@@ -237,8 +260,15 @@ fn kind_word(kind: CommandKind) -> &'static str {
 
 impl fmt::Display for Notice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_host(None).fmt(f)
+    }
+}
+
+impl Notice {
+    /// The line after its `IP: ` (see [`Notice::knocker`]), or all of it.
+    fn body(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Notice::Event(e) => e.fmt(f),
+            Notice::Event(e) => fmt::Display::fmt(e, f),
             Notice::StartingUp { interfaces } => write!(f, "starting up, listening on {interfaces}"),
             Notice::ShuttingDown => f.write_str("shutting down"),
             Notice::NotStarting { reason, left } => write!(
@@ -248,7 +278,7 @@ impl fmt::Display for Notice {
             Notice::Rereading { path } => {
                 write!(f, "re-reading config file: {}", path.display())
             }
-            Notice::Warning(w) => w.fmt(f),
+            Notice::Warning(w) => fmt::Display::fmt(w, f),
             Notice::ConfigError(e) => write!(f, "config error: {e}"),
             Notice::KeepingConfig { path, errors } => write!(
                 f,
@@ -304,8 +334,8 @@ impl fmt::Display for Notice {
                 if *refreshed { "in" } else { "to" },
                 timeout.as_secs_f64()
             ),
-            Notice::NotAddedToSet { src, door, error } => {
-                write!(f, "{src}: {door}: not opened: {error}")
+            Notice::NotAddedToSet { door, error, .. } => {
+                write!(f, "{door}: not opened: {error}")
             }
             Notice::CannotRun { door, reason } => write!(f, "{door}: cannot run command: {reason}"),
             Notice::NonZeroStatus { door, code } => {
@@ -338,12 +368,12 @@ impl fmt::Display for Notice {
                 f,
                 "{door}: start command still running when its stop is due; killing it: {command}"
             ),
-            Notice::StartNeverRan { src, door } => write!(
+            Notice::StartNeverRan { door, .. } => write!(
                 f,
-                "{src}: {door}: start command still waiting for a free slot when its stop was due; neither runs"
+                "{door}: start command still waiting for a free slot when its stop was due; neither runs"
             ),
-            Notice::Refused { src, door, limit } => {
-                write!(f, "{src}: {door}: opening refused: ")?;
+            Notice::Refused { door, limit, .. } => {
+                write!(f, "{door}: opening refused: ")?;
                 match limit {
                     Limit::OpensPerMinute(n) => {
                         write!(f, "{n} openings in the last minute (MaxOpensPerMinute)")
@@ -357,9 +387,9 @@ impl fmt::Display for Notice {
                 f,
                 "{door}: {count} more opening(s) refused in the last minute"
             ),
-            Notice::NotOpened { src, door, error } => write!(
+            Notice::NotOpened { door, error, .. } => write!(
                 f,
-                "{src}: {door}: not opened: its stop command could not be journaled ({error})"
+                "{door}: not opened: its stop command could not be journaled ({error})"
             ),
             Notice::StopRetry { door, src, after } => write!(
                 f,
