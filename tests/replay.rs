@@ -468,6 +468,71 @@ fn local_addr_restricts_destinations() {
     assert_eq!(got.len(), 8, "{got:?}");
 }
 
+/// `%DST%` is the address the completing knock was sent to: with no
+/// `Target`, any local address of the captured interfaces (here two IPv4
+/// and one IPv6, as `--local-addr` gives them), the one this knocker used,
+/// not the first the interfaces list.
+#[test]
+fn dst_is_the_address_the_knock_was_sent_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[door]\n    sequence = 7000,8000\n    command = open %IP% %DST% %FAMILY%\n";
+    let frames = vec![
+        (
+            0,
+            Link::Ethernet.frame(&ipv4("203.0.113.5", "198.51.100.1", tcp(7000, SYN), 0)),
+        ),
+        (
+            10,
+            Link::Ethernet.frame(&ipv4("203.0.113.5", "198.51.100.1", tcp(8000, SYN), 0)),
+        ),
+        (
+            20,
+            Link::Ethernet.frame(&ipv6("2001:db8::5", "2001:db8::1", &[], tcp(7000, SYN))),
+        ),
+        (
+            30,
+            Link::Ethernet.frame(&ipv6("2001:db8::5", "2001:db8::1", &[], tcp(8000, SYN))),
+        ),
+        // Steps to two of our addresses: the last one's is %DST%.
+        (
+            40,
+            Link::Ethernet.frame(&ipv4("203.0.113.6", "198.51.100.1", tcp(7000, SYN), 0)),
+        ),
+        (
+            50,
+            Link::Ethernet.frame(&ipv4("203.0.113.6", "192.0.2.1", tcp(8000, SYN), 0)),
+        ),
+        // Not one of ours: no knock at all.
+        (
+            60,
+            Link::Ethernet.frame(&ipv4("203.0.113.7", "192.0.2.99", tcp(7000, SYN), 0)),
+        ),
+    ];
+    let local = [
+        "--local-addr",
+        "192.0.2.1",
+        "--local-addr",
+        "198.51.100.1",
+        "--local-addr",
+        "2001:db8::1",
+    ];
+    let got = replay_with(dir.path(), "dst", config, 1, &frames, &local);
+    let opened: Vec<&String> = got.iter().filter(|l| l.contains("would run")).collect();
+    assert_eq!(
+        opened,
+        [
+            "door: would run start command: open 203.0.113.5 198.51.100.1 4",
+            "door: would run start command: open 2001:db8::5 2001:db8::1 6",
+            "door: would run start command: open 203.0.113.6 192.0.2.1 4",
+        ],
+        "{got:?}"
+    );
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("FILE: 7 frames, 6 knocks, 3 doors opened")
+    );
+}
+
 /// `--read` is dry unless told otherwise: a capture replayed by mistake on
 /// a production box must not change its firewall. With `--run-commands`
 /// the commands really run (here: create a marker file).
