@@ -129,6 +129,26 @@ fn unknown_flag_is_a_short_usage_error() {
     }
 }
 
+/// Issue 19 row 10: a rotating door a port scan opens is named at
+/// `--check` (and at start: the same warnings go to stderr).
+#[test]
+fn check_warns_about_a_weak_rotating_door() {
+    let (c, out, err, path, _dir) = check(
+        b"[options]\n\tLogFile = /dev/null\n\n[rot]\n\tSequence_Secret = GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n\
+          \tSequence_Ports = 7000-7009\n\tSequence_Length = 1\n\tSequence_Skew = 3\n\
+          \tCommand = /bin/true %IP%\n",
+    );
+    assert_eq!(c, 0, "{err}");
+    let p = path.display();
+    assert!(
+        err.starts_with(&format!(
+            "warning: {p}:4: door [rot]: weak rotating sequence: 10 ports taken 1 at a time give 10 sequences, 7 accepted at once (Sequence_Skew 3): about 2 tries per opening (under 2^32); raise Sequence_Length"
+        )),
+        "{err}"
+    );
+    assert!(out.ends_with("1 door OK, 1 warning\n"), "{out}");
+}
+
 #[test]
 fn sample_config_checks_with_a_line_per_door() {
     let path = sample();

@@ -386,6 +386,45 @@ fn lo_crafted_other_port_is_ignored_and_wrong_door_port_breaks() {
     assert!(!out.contains("-> 127.0.0.1:7229 "), "{out}");
 }
 
+/// Issue 19: sources that cannot be a host (unspecified, broadcast,
+/// multicast, 240/4) opened doors. Live, they never knock, and shutdown
+/// counts them in one line.
+#[test]
+#[ignore = "needs root: packet injection and live capture on lo"]
+fn lo_crafted_sources_that_cannot_be_a_host_never_knock_and_are_counted() {
+    use std::net::Ipv4Addr;
+    require_root("packet injection and live capture on lo");
+    let dir = test_dir();
+    let p = d(dir.path());
+    let seq = [7241, 7242, 7243];
+    let conf = door_conf("door", seq, "syn", &p);
+    let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
+    let mut inj = Injector::lo();
+    for src in [
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::new(240, 0, 0, 1),
+    ] {
+        inj.knock_from(src, &seq);
+    }
+    // The sentinel: once it opened, every earlier packet was judged.
+    inj.knock(41, &seq);
+    daemon.wait_for_line("127.0.0.41: door: OPEN SESAME", WAIT);
+    daemon.wait_for_file(&dir.path().join("opened-127.0.0.41"));
+    let msgs = daemon.stop();
+    let mut expected = opened("127.0.0.41", "door", 3, &p);
+    expected.push(
+        "12 packet(s) skipped: source cannot be a host (unspecified, multicast, broadcast or 240.0.0.0/4)"
+            .into(),
+    );
+    assert_eq!(actions(&msgs), expected);
+    assert_eq!(
+        files_with_prefix(dir.path(), "opened-"),
+        ["opened-127.0.0.41"]
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 3. Two namespaces joined by a veth pair; the daemon in the server one.
 

@@ -174,10 +174,22 @@ fn replay(
     frames: &[(i64, Vec<u8>)],
     extra: &[&str],
 ) -> Vec<String> {
+    replay_with(dir, name, CONFIG, dlt, frames, extra)
+}
+
+/// [`replay`] with a config of its own.
+fn replay_with(
+    dir: &Path,
+    name: &str,
+    config: &str,
+    dlt: i32,
+    frames: &[(i64, Vec<u8>)],
+    extra: &[&str],
+) -> Vec<String> {
     let pcap = dir.join(format!("{name}.pcap"));
     write_pcap(&pcap, dlt, frames);
     let conf = dir.join("knockd.conf");
-    std::fs::write(&conf, CONFIG).unwrap();
+    std::fs::write(&conf, config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
         .args(["--read".as_ref(), pcap.as_os_str(), "--dry-run".as_ref()])
         .args(["-c".as_ref(), conf.as_os_str()])
@@ -309,6 +321,72 @@ fn fragments_truncated_and_foreign_frames_are_skipped() {
     assert_eq!(got, want);
 }
 
+/// Issue 19: with `Deny = 10.0.0.0/8`, `::ffff:10.0.0.1` opened the door
+/// (`%IP%` = `::ffff:10.0.0.1`, `%FAMILY%` = 6), and so did sources that
+/// cannot be a host. A mapped source is IPv4 everywhere; the others never
+/// knock, and are counted at the end.
+#[test]
+fn mapped_sources_are_ipv4_and_impossible_sources_never_knock() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "\
+[door]
+    sequence = 7000
+    deny = 10.0.0.0/8
+    command = open %IP% %FAMILY% %DST%
+";
+    let v4 = |src| Link::Ethernet.frame(&ipv4(src, "192.0.2.1", tcp(7000, SYN), 0));
+    let v6 = |src, dst| Link::Ethernet.frame(&ipv6(src, dst, &[], tcp(7000, SYN)));
+    let frames = vec![
+        (0, v6("::ffff:10.0.0.1", "2001:db8::1")),
+        (10, v4("0.0.0.0")),
+        (20, v4("255.255.255.255")),
+        (30, v4("224.0.0.1")),
+        (40, v4("240.0.0.1")),
+        (50, v6("::", "2001:db8::1")),
+        (60, v6("ff02::1", "2001:db8::1")),
+        (70, v6("::ffff:224.0.0.1", "2001:db8::1")),
+        (100, v6("::ffff:198.51.100.4", "::ffff:192.0.2.1")),
+    ];
+    let got = replay_with(dir.path(), "sources", config, 1, &frames, &[]);
+    assert_eq!(
+        got,
+        [
+            "198.51.100.4: door: Stage 1",
+            "198.51.100.4: door: OPEN SESAME",
+            "door: would run start command: open 198.51.100.4 4 192.0.2.1",
+            "7 packet(s) skipped: source cannot be a host (unspecified, multicast, broadcast or 240.0.0.0/4)",
+            "FILE: 9 frames, 2 knocks, 1 doors opened",
+        ]
+    );
+    // `-D` says why each was skipped.
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args([
+            "--read".as_ref(),
+            dir.path().join("sources.pcap").as_os_str(),
+        ])
+        .args(["-c".as_ref(), dir.path().join("knockd.conf").as_os_str()])
+        .arg("-D")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for why in [
+        "source 0.0.0.0 cannot be a host (unspecified)",
+        "source 255.255.255.255 cannot be a host (broadcast)",
+        "source 224.0.0.1 cannot be a host (multicast)",
+        "source 240.0.0.1 cannot be a host (reserved, 240.0.0.0/4)",
+        "source :: cannot be a host (unspecified)",
+        "source ff02::1 cannot be a host (multicast)",
+    ] {
+        assert!(stderr.contains(why), "{why} not in {stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tcp: 198.51.100.4:40000 -> 192.0.2.1:7000 "),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn replay_times_are_the_capture_times() {
     // The second step comes 6 s after the first: past Seq_Timeout = 5, so
@@ -388,6 +466,71 @@ fn local_addr_restricts_destinations() {
         &["--local-addr", "192.0.2.1"],
     );
     assert_eq!(got.len(), 8, "{got:?}");
+}
+
+/// `%DST%` is the address the completing knock was sent to: with no
+/// `Target`, any local address of the captured interfaces (here two IPv4
+/// and one IPv6, as `--local-addr` gives them), the one this knocker used,
+/// not the first the interfaces list.
+#[test]
+fn dst_is_the_address_the_knock_was_sent_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[door]\n    sequence = 7000,8000\n    command = open %IP% %DST% %FAMILY%\n";
+    let frames = vec![
+        (
+            0,
+            Link::Ethernet.frame(&ipv4("203.0.113.5", "198.51.100.1", tcp(7000, SYN), 0)),
+        ),
+        (
+            10,
+            Link::Ethernet.frame(&ipv4("203.0.113.5", "198.51.100.1", tcp(8000, SYN), 0)),
+        ),
+        (
+            20,
+            Link::Ethernet.frame(&ipv6("2001:db8::5", "2001:db8::1", &[], tcp(7000, SYN))),
+        ),
+        (
+            30,
+            Link::Ethernet.frame(&ipv6("2001:db8::5", "2001:db8::1", &[], tcp(8000, SYN))),
+        ),
+        // Steps to two of our addresses: the last one's is %DST%.
+        (
+            40,
+            Link::Ethernet.frame(&ipv4("203.0.113.6", "198.51.100.1", tcp(7000, SYN), 0)),
+        ),
+        (
+            50,
+            Link::Ethernet.frame(&ipv4("203.0.113.6", "192.0.2.1", tcp(8000, SYN), 0)),
+        ),
+        // Not one of ours: no knock at all.
+        (
+            60,
+            Link::Ethernet.frame(&ipv4("203.0.113.7", "192.0.2.99", tcp(7000, SYN), 0)),
+        ),
+    ];
+    let local = [
+        "--local-addr",
+        "192.0.2.1",
+        "--local-addr",
+        "198.51.100.1",
+        "--local-addr",
+        "2001:db8::1",
+    ];
+    let got = replay_with(dir.path(), "dst", config, 1, &frames, &local);
+    let opened: Vec<&String> = got.iter().filter(|l| l.contains("would run")).collect();
+    assert_eq!(
+        opened,
+        [
+            "door: would run start command: open 203.0.113.5 198.51.100.1 4",
+            "door: would run start command: open 2001:db8::5 2001:db8::1 6",
+            "door: would run start command: open 203.0.113.6 192.0.2.1 4",
+        ],
+        "{got:?}"
+    );
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("FILE: 7 frames, 6 knocks, 3 doors opened")
+    );
 }
 
 /// `--read` is dry unless told otherwise: a capture replayed by mistake on

@@ -419,6 +419,7 @@ fixture_tests!(
     journal_before_start,
     journal_failure_keeps_the_door_shut,
     many_doors_share_a_log_budget,
+    mapped_sources_obey_deny,
     nft_set_doors,
     one_time_mark_failure_never_revives,
     one_time_progression,

@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 /// An address range: `198.51.100.0/24`, `2001:db8::/32`, or a bare address
 /// (all of its bits). IPv4 ranges hold only IPv4 addresses, IPv6 ranges
-/// only IPv6 ones.
+/// only IPv6 ones. An IPv4-mapped address or range (`::ffff:10.0.0.0/104`)
+/// is its IPv4 form, as knockers' addresses are: one host, one spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
     addr: IpAddr,
@@ -14,9 +15,9 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Whether `ip` lies in the range.
+    /// Whether `ip` lies in the range; `::ffff:a.b.c.d` is `a.b.c.d`.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
+        match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
@@ -54,7 +55,16 @@ impl FromStr for Cidr {
                 _ => return Err(format!("\"{s}\": the prefix must be 0 to {max}")),
             },
         };
-        Ok(Cidr { addr, prefix })
+        Ok(match addr {
+            IpAddr::V6(a) if prefix >= 96 => match a.to_ipv4_mapped() {
+                Some(v4) => Cidr {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                },
+                None => Cidr { addr, prefix },
+            },
+            _ => Cidr { addr, prefix },
+        })
     }
 }
 
@@ -92,9 +102,11 @@ mod tests {
         assert!(net.contains(ip("198.51.100.255")));
         assert!(!net.contains(ip("198.51.101.0")));
         assert!(
-            !net.contains(ip("::ffff:198.51.100.1")),
+            !net.contains(ip("2001:db8::c633:6401")),
             "families never mix"
         );
+        // ... but a mapped address is IPv4 (issue 19: it slipped past Deny).
+        assert!(net.contains(ip("::ffff:198.51.100.1")));
         let v6: Cidr = "2001:db8::/32".parse().unwrap();
         assert!(v6.contains(ip("2001:db8:ffff::1")));
         assert!(!v6.contains(ip("2001:db9::1")));
@@ -104,6 +116,23 @@ mod tests {
         assert_eq!(host.to_string(), "203.0.113.9/32");
         assert!(host.contains(ip("203.0.113.9")) && !host.contains(ip("203.0.113.8")));
         assert!("::/0".parse::<Cidr>().unwrap().contains(ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn mapped_addresses_are_their_ipv4_form() {
+        let deny: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(deny.contains(ip("::ffff:10.0.0.1")));
+        assert!(!deny.contains(ip("::ffff:11.0.0.1")));
+        let mapped: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(mapped.to_string(), "10.0.0.0/8");
+        assert!(mapped.contains(ip("10.1.2.3")));
+        assert_eq!(
+            "::ffff:192.0.2.7".parse::<Cidr>().unwrap().to_string(),
+            "192.0.2.7/32"
+        );
+        // Wider than the mapped block: an IPv6 range like any other.
+        let wide: Cidr = "::ffff:0:0/95".parse().unwrap();
+        assert!(!wide.contains(ip("10.0.0.1")));
     }
 
     #[test]

@@ -64,10 +64,27 @@ pub fn cloexec_all() -> io::Result<()> {
         return Ok(());
     }
     let e = io::Error::last_os_error();
-    if !matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) {
+    if !falls_back(&e) {
         return Err(e);
     }
-    // Kernels before 5.11: one by one, from /proc.
+    cloexec_each()
+}
+
+/// Whether `close_range` failed in a way that means "mark them one by
+/// one": a kernel without it (ENOSYS, before 5.9) or its flag (EINVAL,
+/// before 5.11), or a seccomp filter written before it existed that
+/// refuses it with EPERM (systemd's `SystemCallFilter=` in older
+/// releases, container runtimes' default profiles). Anything else is a
+/// real failure of the call, and the command is not started.
+fn falls_back(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EPERM)
+    )
+}
+
+/// Where `close_range` cannot be used: one by one, from /proc.
+fn cloexec_each() -> io::Result<()> {
     let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd > 2)
@@ -116,6 +133,33 @@ mod tests {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         assert!(!is_cloexec(&fd));
         fd
+    }
+
+    /// Issue 19: the fallback was taken on ENOSYS and EINVAL only, but
+    /// seccomp filters older than close_range (systemd's, containers')
+    /// refuse it with EPERM: every command then failed to start.
+    #[test]
+    fn close_range_refused_by_the_kernel_or_a_filter_falls_back() {
+        for errno in [libc::ENOSYS, libc::EINVAL, libc::EPERM] {
+            assert!(
+                falls_back(&io::Error::from_raw_os_error(errno)),
+                "errno {errno}"
+            );
+        }
+        for errno in [libc::EBADF, libc::ENOMEM] {
+            assert!(
+                !falls_back(&io::Error::from_raw_os_error(errno)),
+                "errno {errno}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fallback_marks_every_descriptor_too() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = unmarked_socket();
+        cloexec_each().unwrap();
+        assert!(is_cloexec(&fd));
     }
 
     #[test]

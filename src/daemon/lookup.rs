@@ -259,6 +259,51 @@ mod tests {
         assert_eq!(t.next_deadline(), None);
     }
 
+    /// Issue 19: with `-l`, only the engine's lines got `IP (HOST)`; the
+    /// service's lines about a knocker (refused, not opened, ...) did not.
+    #[test]
+    fn every_ip_door_line_gets_the_host_name() {
+        use crate::core::service::Limit;
+        let mut t = Tagger::with_resolver(|ip| {
+            (ip.to_string() == "192.0.2.1").then(|| "client.example".to_string())
+        })
+        .unwrap();
+        let now = Timestamp::from_nanos(1);
+        let wall = SystemTime::now();
+        let src: IpAddr = "192.0.2.1".parse().unwrap();
+        let door = || Arc::<str>::from("d");
+        let lines = [
+            Notice::Refused {
+                src,
+                door: door(),
+                limit: Limit::OpensPerMinute(60),
+            },
+            Notice::NotOpened {
+                src,
+                door: door(),
+                error: "disk full".into(),
+            },
+            Notice::NotAddedToSet {
+                src,
+                door: door(),
+                error: "no such set".into(),
+            },
+            Notice::StartNeverRan { src, door: door() },
+        ];
+        for line in lines {
+            t.push(now, wall, line);
+        }
+        assert_eq!(
+            wait_ready(&mut t, now, 4),
+            vec![
+                "192.0.2.1 (client.example): d: opening refused: 60 openings in the last minute (MaxOpensPerMinute)",
+                "192.0.2.1 (client.example): d: not opened: its stop command could not be journaled (disk full)",
+                "192.0.2.1 (client.example): d: not opened: no such set",
+                "192.0.2.1 (client.example): d: start command still waiting for a free slot when its stop was due; neither runs",
+            ]
+        );
+    }
+
     #[test]
     fn a_slow_resolver_never_holds_lines_past_the_deadline() {
         let (release, gate) = mpsc::channel::<()>();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::capture::{CaptureError, FileCapture};
 use super::clock::TimeBase;
 use super::effects::{Executor, Host};
-use super::frames::take;
+use super::frames::{take, Skipped};
 use super::oplog::OperatorLog;
 use super::output::Output;
 use super::run::DaemonError;
@@ -70,6 +70,7 @@ pub fn replay(
     let link = file.link();
     let mut ahead = ReadAhead::default();
     let mut frames = 0;
+    let mut skipped = Skipped::default();
     let mut last = Timestamp::ZERO;
     loop {
         ahead.fill(&mut file, link, &service);
@@ -84,7 +85,7 @@ pub fn replay(
             service.handle_timeout(t);
             exec.drain(&mut service, &mut Offline, t);
         }
-        if let Some(knock) = take(&frame.parsed, frame.len, debug) {
+        if let Some(knock) = take(&frame.parsed, frame.len, debug, &mut skipped) {
             service.handle_knocks(&[knock], at);
             exec.drain(&mut service, &mut Offline, at);
         }
@@ -111,6 +112,9 @@ pub fn replay(
     if !service.is_finished() {
         service.handle_timeout(last + SHUTDOWN_GRACE);
         exec.drain(&mut service, &mut Offline, last);
+    }
+    if let Some(notice) = skipped.notice() {
+        exec.out.log(last, notice);
     }
     exec.out.finish_lookups();
     let stats = service.stats();

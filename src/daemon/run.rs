@@ -16,7 +16,7 @@ use super::capture::{CaptureError, LiveCapture, BATCH};
 use super::clock::{monotonic_now, wall_offset, TimeBase};
 use super::config_file;
 use super::effects::{Executor, Host};
-use super::frames::knock_of;
+use super::frames::{knock_of, Skipped};
 use super::interfaces::Interfaces;
 use super::journal::{Journal, JournalError};
 use super::nft_doors::NftDoors;
@@ -65,6 +65,8 @@ pub struct Daemon {
     ifaces: Interfaces,
     signals: Signals,
     waiter: Waiter,
+    /// Frames the decoder skipped that the shutdown lines count.
+    skipped: Skipped,
 }
 
 /// The live side of carrying out effects: captures and systemd.
@@ -150,6 +152,7 @@ impl Daemon {
             ifaces,
             signals,
             waiter,
+            skipped: Skipped::default(),
         };
         let interfaces = settings.interfaces.join(",");
         if settings.verbose {
@@ -333,7 +336,7 @@ impl Daemon {
         let Some(cap) = self.ifaces.slots[i].cap.as_mut() else {
             return;
         };
-        let result = read_knocks(cap, batch, debug, now);
+        let result = read_knocks(cap, batch, debug, now, &mut self.skipped);
         // The kernel's drop counter costs a system call; drops only happen
         // once the ring is full, and a full ring is read in full batches,
         // so a read of a few knocks need not ask.
@@ -379,7 +382,7 @@ impl Daemon {
             };
             let debug = self.settings.debug.then_some(TimeBase::Live);
             // Bounded: the old ring receives nothing any more.
-            while let Ok(n) = read_knocks(&mut old, batch, debug, now) {
+            while let Ok(n) = read_knocks(&mut old, batch, debug, now, &mut self.skipped) {
                 self.service.handle_knocks(batch, now);
                 self.drain(now);
                 if n < BATCH {
@@ -431,7 +434,7 @@ impl Daemon {
             self.drain(now);
         }
         let now = monotonic_now();
-        for notice in self.ifaces.stats() {
+        for notice in self.ifaces.stats().into_iter().chain(self.skipped.notice()) {
             self.exec.out.log(now, notice);
         }
         self.exec.out.log(now, Notice::ShuttingDown);
@@ -440,17 +443,19 @@ impl Daemon {
 }
 
 /// Reads up to a batch of frames from `cap` into `batch` as knocks
-/// stamped `now`; returns how many frames were read.
+/// stamped `now`, counting skips in `skipped`; returns how many frames were
+/// read.
 fn read_knocks(
     cap: &mut LiveCapture,
     batch: &mut Vec<Knock>,
     debug: Option<TimeBase>,
     now: Timestamp,
+    skipped: &mut Skipped,
 ) -> Result<usize, CaptureError> {
     let link = cap.link();
     batch.clear();
     cap.read_batch(|data, len| {
-        batch.extend(knock_of(link, data, len, now, debug));
+        batch.extend(knock_of(link, data, len, now, debug, skipped));
     })
 }
 

@@ -16,6 +16,7 @@ use super::sequence::parse_sequence;
 use super::{Config, Door, FlagRule, Options, Reopen, SequenceSource};
 use crate::core::cidr::parse_list as parse_cidrs;
 use crate::core::knock::TcpFlags;
+use crate::core::rotate::{Rotation, WEAK_BELOW};
 
 /// Stop collecting after this many errors: a binary file or a wrong path
 /// would otherwise produce one message per line.
@@ -311,6 +312,9 @@ impl Parser<'_> {
             let name = b.door.name.clone();
             match std::mem::take(&mut b.rotating).finish(&name) {
                 Ok(source) => {
+                    if let SequenceSource::Rotating { rotation, .. } = &source {
+                        self.warn_if_weak(&b.door, rotation);
+                    }
                     b.door.sequence = source;
                     self.doors.push(b.door);
                 }
@@ -360,6 +364,30 @@ impl Parser<'_> {
             b.door.sequence = seq;
             self.doors.push(b.door);
         }
+    }
+
+    /// A rotating door a port scan opens passes every other check: say so
+    /// at `--check`, start and reload, with the numbers and the fix.
+    fn warn_if_weak(&mut self, door: &Door, rotation: &Rotation) {
+        let tries = rotation.tries();
+        if tries >= WEAK_BELOW || rotation.validate().is_err() {
+            return;
+        }
+        let ports = u32::from(rotation.last) - u32::from(rotation.first) + 1;
+        self.warn(
+            door.line,
+            format!(
+                "door [{}]: weak rotating sequence: {ports} ports taken {} at a time give {} \
+                 sequences, {} accepted at once (Sequence_Skew {}): about {tries} tries per \
+                 opening (under 2^32); raise Sequence_Length (each step multiplies the \
+                 sequences by about the number of ports)",
+                door.name,
+                rotation.length,
+                rotation.sequences(),
+                rotation.accepted_periods(),
+                rotation.skew,
+            ),
+        );
     }
 
     fn option(&mut self, number: usize, key: &str, value: Option<&str>) {

@@ -130,7 +130,43 @@ pub enum RotationError {
     Skew(u8),
 }
 
+/// The fewest sequences a door should leave a guesser per opening: below
+/// this a scan of the port range (a few packets per try) opens the door in
+/// hours or less.
+pub const WEAK_BELOW: u128 = 1 << 32;
+
 impl Rotation {
+    /// How many different sequences the rotation can derive: the ports
+    /// taken `length` at a time, in order, none twice (`n!/(n-length)!`).
+    /// Capped at [`WEAK_BELOW`] times the accepted periods, enough to
+    /// decide [`Rotation::tries`] without overflow (32 steps of 65535
+    /// ports would need 512 bits).
+    pub fn sequences(&self) -> u128 {
+        let ports = u128::from(self.last.saturating_sub(self.first)) + 1;
+        let cap = WEAK_BELOW * self.accepted_periods();
+        let mut n: u128 = 1;
+        for i in 0..u128::from(self.length) {
+            n = n.saturating_mul(ports.saturating_sub(i));
+            if n >= cap {
+                return cap;
+            }
+        }
+        n
+    }
+
+    /// Periods whose sequence opens at any one time: the current one and
+    /// `skew` on either side.
+    pub fn accepted_periods(&self) -> u128 {
+        2 * u128::from(self.skew) + 1
+    }
+
+    /// About how many sequences a guesser must try per opening: the
+    /// sequences over the periods accepted at once (rounded up). Under
+    /// [`WEAK_BELOW`] the config check warns.
+    pub fn tries(&self) -> u128 {
+        self.sequences().div_ceil(self.accepted_periods())
+    }
+
     /// Checks what the parser cannot check one directive at a time.
     pub fn validate(&self) -> Result<(), RotationError> {
         if self.length == 0 || self.length as usize > MAX_SEQUENCE_LEN {

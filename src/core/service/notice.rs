@@ -197,6 +197,10 @@ pub enum Notice {
         error: String,
         retry: Duration,
     },
+    /// Packets whose source cannot be a host (forged: unspecified,
+    /// multicast, broadcast, 240/4), skipped by the decoder; at shutdown and
+    /// at the end of `--read`, when there were any.
+    NotAHost { count: u64 },
     /// Kernel counters of a capture, at shutdown.
     CaptureStats {
         iface: String,
@@ -212,6 +216,20 @@ impl Notice {
     pub fn src(&self) -> Option<IpAddr> {
         match self {
             Notice::Event(e) => e.src(),
+            other => other.knocker(),
+        }
+    }
+
+    /// The knocker a service line is about, which it starts with
+    /// (`IP: door: ...`, as the engine's lines do): written in one place,
+    /// so `-l` names the host on every such line.
+    fn knocker(&self) -> Option<IpAddr> {
+        match self {
+            Notice::NotAddedToSet { src, .. }
+            | Notice::StartNeverRan { src, .. }
+            | Notice::Refused { src, .. }
+            | Notice::NotOpened { src, .. }
+            | Notice::ProposalDropped { src, .. } => Some(*src),
             _ => None,
         }
     }
@@ -238,7 +256,17 @@ impl fmt::Display for WithHost<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.notice {
             Notice::Event(e) => e.with_host(self.host).fmt(f),
-            other => other.fmt(f),
+            other => match other.knocker() {
+                Some(src) => {
+                    write!(f, "{src}")?;
+                    if let Some(host) = self.host {
+                        write!(f, " ({host})")?;
+                    }
+                    f.write_str(": ")?;
+                    other.body(f)
+                }
+                None => other.body(f),
+            },
         }
     }
 }
@@ -252,8 +280,15 @@ fn kind_word(kind: CommandKind) -> &'static str {
 
 impl fmt::Display for Notice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_host(None).fmt(f)
+    }
+}
+
+impl Notice {
+    /// The line after its `IP: ` (see [`Notice::knocker`]), or all of it.
+    fn body(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Notice::Event(e) => e.fmt(f),
+            Notice::Event(e) => fmt::Display::fmt(e, f),
             Notice::StartingUp { interfaces } => write!(f, "starting up, listening on {interfaces}"),
             Notice::ShuttingDown => f.write_str("shutting down"),
             Notice::NotStarting { reason, left } => write!(
@@ -263,7 +298,7 @@ impl fmt::Display for Notice {
             Notice::Rereading { path } => {
                 write!(f, "re-reading config file: {}", path.display())
             }
-            Notice::Warning(w) => w.fmt(f),
+            Notice::Warning(w) => fmt::Display::fmt(w, f),
             Notice::ConfigError(e) => write!(f, "config error: {e}"),
             Notice::KeepingConfig { path, errors } => write!(
                 f,
@@ -319,8 +354,8 @@ impl fmt::Display for Notice {
                 if *refreshed { "in" } else { "to" },
                 timeout.as_secs_f64()
             ),
-            Notice::NotAddedToSet { src, door, error } => {
-                write!(f, "{src}: {door}: not opened: {error}")
+            Notice::NotAddedToSet { door, error, .. } => {
+                write!(f, "{door}: not opened: {error}")
             }
             Notice::CannotRun { door, reason } => write!(f, "{door}: cannot run command: {reason}"),
             Notice::NonZeroStatus { door, code } => {
@@ -353,12 +388,12 @@ impl fmt::Display for Notice {
                 f,
                 "{door}: start command still running when its stop is due; killing it: {command}"
             ),
-            Notice::StartNeverRan { src, door } => write!(
+            Notice::StartNeverRan { door, .. } => write!(
                 f,
-                "{src}: {door}: start command still waiting for a free slot when its stop was due; neither runs"
+                "{door}: start command still waiting for a free slot when its stop was due; neither runs"
             ),
-            Notice::Refused { src, door, limit } => {
-                write!(f, "{src}: {door}: opening refused: ")?;
+            Notice::Refused { door, limit, .. } => {
+                write!(f, "{door}: opening refused: ")?;
                 match limit {
                     Limit::OpensPerMinute(n) => {
                         write!(f, "{n} openings in the last minute (MaxOpensPerMinute)")
@@ -373,10 +408,7 @@ impl fmt::Display for Notice {
                 "{door}: {count} more opening(s) refused in the last minute"
             ),
             Notice::NotOpened {
-                src,
-                door,
-                what,
-                error,
+                door, what, error, ..
             } => {
                 let what = match what {
                     Unjournaled::Stop => "its stop command",
@@ -384,7 +416,7 @@ impl fmt::Display for Notice {
                 };
                 write!(
                     f,
-                    "{src}: {door}: not opened: {what} could not be journaled ({error})"
+                    "{door}: not opened: {what} could not be journaled ({error})"
                 )
             }
             Notice::StopRetry { door, src, after } => write!(
@@ -511,6 +543,10 @@ impl fmt::Display for Notice {
                 "{iface}: cannot resize the capture buffer to {}: {error}; trying again in {}s",
                 Bytes(*bytes),
                 retry.as_secs()
+            ),
+            Notice::NotAHost { count } => write!(
+                f,
+                "{count} packet(s) skipped: source cannot be a host (unspecified, multicast, broadcast or 240.0.0.0/4)"
             ),
             Notice::CaptureStats {
                 iface,

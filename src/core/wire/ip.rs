@@ -7,7 +7,7 @@
 //! neither and accept snaplen-cut captures, and why the transport fields are
 //! read by hand from only the bytes a knock needs.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use etherparse::{err, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxIpv4Slice, LaxIpv6Slice};
 
@@ -103,10 +103,40 @@ pub(super) fn ipv6(data: &[u8]) -> Result<Ip<'_>, Skip> {
     }
     let header = v6.header();
     Ok(ip_of(
-        IpAddr::V6(header.source_addr()),
-        IpAddr::V6(header.destination_addr()),
+        canonical(header.source_addr()),
+        canonical(header.destination_addr()),
         v6.payload(),
     ))
+}
+
+/// An IPv4-mapped address (`::ffff:a.b.c.d`) as the IPv4 address it
+/// names, any other IPv6 address as it is: one address, one form, before the
+/// ACL, the engine, the log and `%IP%` see it (`Deny = 10.0.0.0/8` must
+/// keep `::ffff:10.0.0.1` out). IPv4-compatible (`::a.b.c.d`) and NAT64
+/// addresses are IPv6 hosts of their own and stay IPv6.
+#[inline]
+fn canonical(a: Ipv6Addr) -> IpAddr {
+    match a.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(a),
+    }
+}
+
+/// Whether `src` can be a host's address, in a couple of integer compares
+/// (every packet pays it). Not: IPv4 0.0.0.0/8 (unspecified, "this
+/// network": the kernel drops such sources as martians), 224.0.0.0/4
+/// (multicast) and 240.0.0.0/4 (reserved, with broadcast); IPv6 `::` and
+/// ff00::/8 (multicast). Loopback stays a host: knocks on `lo` are real.
+#[inline]
+pub(super) fn is_host(src: IpAddr) -> bool {
+    match src {
+        // 1.0.0.0 to 223.255.255.255, in one compare.
+        IpAddr::V4(a) => u32::from(a).wrapping_sub(0x0100_0000) < 0xdf00_0000,
+        IpAddr::V6(a) => {
+            let x = u128::from(a);
+            x != 0 && (x >> 120) != 0xff
+        }
+    }
 }
 
 fn auth_skip(e: err::ip_auth::HeaderSliceError) -> Skip {

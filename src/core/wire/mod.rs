@@ -6,6 +6,12 @@
 //! needs. A packet that cannot be a knock comes back as a [`Skip`] with a
 //! short reason for `-D` debug output.
 //!
+//! Addresses come out in one form: an IPv4-mapped IPv6 address
+//! (`::ffff:a.b.c.d`) is the IPv4 address, source and destination, so the
+//! ACL, the engine, the log and `%IP%` never see two spellings of one host.
+//! A source that cannot be a host (unspecified, multicast, broadcast, IPv4
+//! 240/4) is a [`Skip::NotAHost`], never a knock.
+//!
 //! It must not:
 //! - depend on the `pcap` crate: the capture shell passes the link type
 //!   number (taken once from pcap, never guessed per packet) and the bytes;
@@ -25,9 +31,10 @@ mod link;
 mod tests;
 
 use std::fmt;
+use std::net::IpAddr;
 
 use crate::core::knock::{Knock, Timestamp};
-use ip::{ipv4, ipv6, transport, VERSION_MISMATCH};
+use ip::{ipv4, ipv6, is_host, transport, VERSION_MISMATCH};
 use link::{strip_link, Net};
 pub use link::{LinkType, UnsupportedLinkType};
 
@@ -138,6 +145,26 @@ pub enum Skip {
     Truncated(Header),
     /// A header that is present but invalid.
     Malformed(&'static str),
+    /// The source cannot be a host's address (unspecified, multicast,
+    /// broadcast, IPv4 240/4): no reply can reach it, so no knocker sent
+    /// it; a door it opened would open for a forged address the ACL never
+    /// saw. Counted by the shell, shown with `-D`.
+    NotAHost(IpAddr),
+}
+
+/// Why `src` cannot be a host, for the debug line (off the hot path).
+fn not_a_host_reason(src: IpAddr) -> &'static str {
+    match src {
+        IpAddr::V4(a) => match a.octets()[0] {
+            _ if a.is_unspecified() => "unspecified",
+            0 => "this network, 0.0.0.0/8",
+            _ if a.is_broadcast() => "broadcast",
+            224..=239 => "multicast",
+            _ => "reserved, 240.0.0.0/4",
+        },
+        IpAddr::V6(a) if a.is_unspecified() => "unspecified",
+        IpAddr::V6(_) => "multicast",
+    }
 }
 
 /// Well-known IP protocol numbers, so a debug line says `ICMP`, not `1`.
@@ -172,6 +199,11 @@ impl fmt::Display for Skip {
             },
             Skip::Truncated(h) => write!(f, "truncated {h}"),
             Skip::Malformed(why) => write!(f, "malformed packet: {why}"),
+            Skip::NotAHost(src) => write!(
+                f,
+                "source {src} cannot be a host ({})",
+                not_a_host_reason(src)
+            ),
         }
     }
 }
@@ -200,6 +232,9 @@ pub fn parse(link: LinkType, data: &[u8], wire_len: u32, at: Timestamp) -> Resul
         (Net::ByVersion, _) => return Err(Skip::Malformed("IP version is neither 4 nor 6")),
         _ => return Err(Skip::Malformed(VERSION_MISMATCH)),
     };
+    if !is_host(ip.src) {
+        return Err(Skip::NotAHost(ip.src));
+    }
     let l4 = transport(ip.proto, ip.payload)?;
     Ok(Packet {
         knock: Knock {

@@ -64,6 +64,46 @@ fn rotating_door_with_defaults_and_every_directive() {
     );
 }
 
+/// Issue 19 row 10: 10 ports, one step, skew 3 passed silently, and a
+/// 10-port scan opened it.
+#[test]
+fn weak_rotating_doors_are_warned_about_with_their_search_space() {
+    let weak = |ports: &str, length: u8, skew: u8| {
+        parse_ok(&format!(
+            "[ssh]\nSequence_Secret = {SECRET}\nSequence_Ports = {ports}\n\
+             Sequence_Length = {length}\nSequence_Skew = {skew}\n"
+        ))
+        .1
+    };
+    assert_eq!(
+        weak("7000-7009", 1, 3),
+        [
+            "warning: k.conf:1: door [ssh]: weak rotating sequence: 10 ports taken 1 at a \
+          time give 10 sequences, 7 accepted at once (Sequence_Skew 3): about 2 tries per \
+          opening (under 2^32); raise Sequence_Length (each step multiplies the sequences \
+          by about the number of ports)"
+        ]
+    );
+    // 1000 * 999 * 998 / 3 = 332,334,000: still under 2^32.
+    assert_eq!(weak("10000-10999", 3, 1).len(), 1);
+    assert!(
+        weak("10000-10999", 3, 1)[0].contains(
+            "1000 ports taken 3 at a time give 997002000 sequences, 3 accepted at once \
+             (Sequence_Skew 1): about 332334000 tries"
+        ),
+        "{:?}",
+        weak("10000-10999", 3, 1)
+    );
+    // The README's door: 1000 ports, 5 steps, skew 1 (3.3e14): quiet.
+    assert_eq!(weak("10000-10999", 5, 1), Vec::<String>::new());
+    // The edge: 65535 * 65534 is just under 2^32; 65535 * 65534 * 65533
+    // over 7 periods is far above.
+    assert_eq!(weak("1-65535", 2, 0).len(), 1);
+    assert_eq!(weak("1-65535", 3, 3), Vec::<String>::new());
+    // 32 steps of 65535 ports never overflows the count.
+    assert_eq!(weak("1-65535", 32, 3), Vec::<String>::new());
+}
+
 #[test]
 fn rotating_door_errors_name_their_line() {
     let base = format!("[ssh]\nSequence_Secret = {SECRET}\nSequence_Ports = 10000-10999\n");

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod headers;
 mod lengths;
+mod sources;
 
 const AT: Timestamp = Timestamp::from_nanos(1_500_000_000);
 const V4_SRC: [u8; 4] = [192, 0, 2, 1];
@@ -67,7 +68,11 @@ impl Addrs {
     fn ips(self) -> (IpAddr, IpAddr) {
         match self {
             Addrs::V4(s, d) => (Ipv4Addr::from(s).into(), Ipv4Addr::from(d).into()),
-            Addrs::V6(s, d) => (Ipv6Addr::from(s).into(), Ipv6Addr::from(d).into()),
+            // A mapped address comes out as IPv4.
+            Addrs::V6(s, d) => (
+                IpAddr::from(Ipv6Addr::from(s)).to_canonical(),
+                IpAddr::from(Ipv6Addr::from(d)).to_canonical(),
+            ),
         }
     }
 }
