@@ -281,6 +281,7 @@ mod tests {
             Notice::NotOpened {
                 src,
                 door: door(),
+                what: crate::core::service::Unjournaled::Stop,
                 error: "disk full".into(),
             },
             Notice::NotAddedToSet {

@@ -399,7 +399,6 @@ impl Door {
         pick_command(v6, &self.start_command, &self.start_command_6)
     }
 
-    /// The stop command, with the same fallback rules as the start command.
     /// Whether knocks from `src` count for this door: not in `Deny`, and in
     /// `Allow` when there is one (deny wins).
     pub fn admits(&self, src: IpAddr) -> bool {
@@ -416,6 +415,7 @@ impl Door {
         }
     }
 
+    /// The stop command, with the same fallback rules as the start command.
     pub fn stop_command_for(&self, v6: bool) -> Option<&str> {
         pick_command(v6, &self.stop_command, &self.stop_command_6)
     }

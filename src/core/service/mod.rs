@@ -37,6 +37,7 @@ mod opening;
 mod reload;
 mod rotation;
 mod running;
+mod validate;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -50,6 +51,7 @@ pub use effect::{
 };
 pub use notice::{Notice, Unjournaled};
 pub use rotation::STEP_BACK;
+pub use validate::Forged;
 
 use crate::core::config::Config;
 use crate::core::engine::{
@@ -185,6 +187,8 @@ pub struct Service {
     /// Committed openings whose used mark is not known to be on disk yet:
     /// a failed journal write takes them back.
     unconfirmed: HashMap<OpenId, (Opening, Committed)>,
+    /// Proposals dropped as forged.
+    dropped: validate::DroppedLog,
     /// When a journal that could not be written is tried again.
     journal_retry: Option<Timestamp>,
     effects: VecDeque<Queued>,
@@ -222,6 +226,7 @@ impl Service {
             nft_pending: HashMap::new(),
             nft_requests: 0,
             unconfirmed: HashMap::new(),
+            dropped: validate::DroppedLog::default(),
             journal_retry: None,
             effects: VecDeque::new(),
             now,
@@ -309,6 +314,7 @@ impl Service {
         [
             self.limiter.next_due(),
             self.caps.next_report(),
+            self.dropped.next_report(),
             self.rotating.next_boundary(),
             self.journal_retry,
             watchdog,
@@ -400,6 +406,18 @@ impl Service {
         self.flush();
     }
 
+    /// A proposed opening made by an engine elsewhere (a sensor process):
+    /// checked as every proposal is (see `validate`), then decided.
+    pub fn handle_proposal(&mut self, o: Opening, now: Timestamp) {
+        if self.phase != Phase::Serving {
+            return;
+        }
+        let now = self.advance(now);
+        self.opening(o);
+        self.drain_engine(now);
+        self.flush();
+    }
+
     /// Starts loading what handling `knock` will need (see
     /// [`Engine::prefetch`]): for a caller that feeds knocks one at a time
     /// but sees them coming. Only a hint; it changes nothing.
@@ -418,6 +436,9 @@ impl Service {
             self.engine.handle_timeout(now);
         }
         self.drain_engine(now);
+        if let Some(count) = self.dropped.report(now).filter(|n| *n > 0) {
+            self.log(Notice::ProposalsDroppedMore { count });
+        }
         for (door, count) in self.caps.reports(now) {
             if count > 0 {
                 let door = self.door_name(door);
@@ -562,6 +583,11 @@ impl Service {
     ) {
         self.advance(now);
         self.next(|s| s.one_time_file(door, result));
+    }
+
+    /// Proposed openings dropped as forged since start.
+    pub fn dropped_proposals(&self) -> u64 {
+        self.dropped.total
     }
 
     /// Whether any door rotates (then the shell tells the wall clock).

@@ -118,6 +118,16 @@ pub enum Notice {
     },
     /// More openings refused in the minute after the first.
     RefusedMore { door: Arc<str>, count: u64 },
+    /// Ours: a proposed opening no honest engine could have made was
+    /// dropped (the first of a minute; the rest are summed up).
+    ProposalDropped {
+        src: IpAddr,
+        /// The door's name, if the proposal named a door we have.
+        door: Option<Arc<str>>,
+        reason: super::Forged,
+    },
+    /// Ours: how many more were dropped in the minute after the first.
+    ProposalsDroppedMore { count: u64 },
     /// The stop could not be journaled, so the door did not open.
     NotOpened {
         src: IpAddr,
@@ -391,6 +401,18 @@ impl Notice {
             Notice::StartNeverRan { door, .. } => write!(
                 f,
                 "{door}: start command still waiting for a free slot when its stop was due; neither runs"
+            ),
+            Notice::ProposalDropped { door, reason, .. } => match door {
+                Some(door) => write!(f, "{door}: proposed opening dropped: {}", reason.as_str()),
+                None => write!(
+                    f,
+                    "proposed opening of an unknown door dropped: {}",
+                    reason.as_str()
+                ),
+            },
+            Notice::ProposalsDroppedMore { count } => write!(
+                f,
+                "{count} more proposed opening(s) dropped in the last minute"
             ),
             Notice::Refused { door, limit, .. } => {
                 write!(f, "{door}: opening refused: ")?;

@@ -29,15 +29,23 @@ impl Service {
     /// element: fail closed), and the knocker added to the door's set.
     pub(super) fn opening(&mut self, o: Opening) {
         let id = o.door;
+        if let Err(reason) = self.validate(&o, self.now) {
+            tracing::debug!(door = id.0, src = %o.src, reason = reason.as_str(), "proposal dropped");
+            if self.dropped.note(self.now) {
+                let door = self.engine.door_name(id).cloned();
+                self.log(Notice::ProposalDropped {
+                    src: o.src,
+                    door,
+                    reason,
+                });
+            }
+            return;
+        }
         let Some(door) = self.engine.door(id) else {
             return;
         };
         let name = self.door_name(id);
         if let Some(period) = o.period {
-            if !self.rotating.accepts(id, period) {
-                tracing::debug!(door = %name, period, "proposal for a period not accepted now");
-                return;
-            }
             if self.rotating.is_used(&name, period) {
                 self.log(Notice::Event(Event::Replayed {
                     src: o.src,

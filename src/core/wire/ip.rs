@@ -128,7 +128,7 @@ fn canonical(a: Ipv6Addr) -> IpAddr {
 /// (multicast) and 240.0.0.0/4 (reserved, with broadcast); IPv6 `::` and
 /// ff00::/8 (multicast). Loopback stays a host: knocks on `lo` are real.
 #[inline]
-pub(super) fn is_host(src: IpAddr) -> bool {
+pub fn is_host(src: IpAddr) -> bool {
     match src {
         // 1.0.0.0 to 223.255.255.255, in one compare.
         IpAddr::V4(a) => u32::from(a).wrapping_sub(0x0100_0000) < 0xdf00_0000,

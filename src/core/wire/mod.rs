@@ -34,7 +34,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::core::knock::{Knock, Timestamp};
-use ip::{ipv4, ipv6, is_host, transport, VERSION_MISMATCH};
+pub use ip::is_host;
+use ip::{ipv4, ipv6, transport, VERSION_MISMATCH};
 use link::{strip_link, Net};
 pub use link::{LinkType, UnsupportedLinkType};
 
