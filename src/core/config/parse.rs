@@ -314,6 +314,9 @@ impl Parser<'_> {
                 Ok(source) => {
                     if let SequenceSource::Rotating { rotation, .. } = &source {
                         self.warn_if_weak(&b.door, rotation);
+                        if rotation.length > 1 {
+                            self.warn_if_no_time(&b.door);
+                        }
                     }
                     b.door.sequence = source;
                     self.doors.push(b.door);
@@ -350,19 +353,26 @@ impl Parser<'_> {
         }
         // A missing sequence here means its own line already had an error.
         if let Some(seq) = b.sequence.take() {
-            if b.door.seq_timeout.is_zero() && can_take_several_knocks(&seq) {
-                self.warn(
-                    b.door.line,
-                    format!(
-                        "door [{}]: Seq_Timeout = 0 leaves no time between knocks, so a \
-                         sequence of more than one port can never complete (knockd 0.8 \
-                         allowed the rest of the current second)",
-                        b.door.name
-                    ),
-                );
+            if can_take_several_knocks(&seq) {
+                self.warn_if_no_time(&b.door);
             }
             b.door.sequence = seq;
             self.doors.push(b.door);
+        }
+    }
+
+    /// `Seq_Timeout = 0` on a door whose knock takes several ports.
+    fn warn_if_no_time(&mut self, door: &Door) {
+        if door.seq_timeout.is_zero() {
+            self.warn(
+                door.line,
+                format!(
+                    "door [{}]: Seq_Timeout = 0 leaves no time between knocks, so a \
+                     sequence of more than one port can never complete (knockd 0.8 \
+                     allowed the rest of the current second)",
+                    door.name
+                ),
+            );
         }
     }
 

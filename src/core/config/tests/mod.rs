@@ -359,6 +359,12 @@ fn zero_seq_timeout_warns_only_where_a_knock_needs_several_ports() {
     assert_eq!(w, Vec::<String>::new());
     let (_, w) = parse_ok("[d]\nsequence = 1,2\nseq_timeout = 0.1\n");
     assert_eq!(w, Vec::<String>::new());
+    // A rotating door of several steps too (a strong one: no other
+    // warning).
+    let rot = "[d]\nsequence_secret = GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n\
+               sequence_ports = 10000-19999\nsequence_length = 4\nseq_timeout = 0\n";
+    let (_, w) = parse_ok(rot);
+    assert_eq!(w, [warning]);
 }
 
 #[test]
