@@ -6,7 +6,9 @@
 //! on: the two commands first, the differences section, its line budget.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -176,4 +178,69 @@ fn the_readme_starts_with_the_two_commands_and_keeps_its_budget() {
         lines <= 350,
         "README.md has {lines} lines; the budget is 350"
     );
+}
+
+/// The knockd.conf examples of the README (fenced blocks with a door that
+/// has a command), each as its own file; the nft example is left out, as
+/// its sets exist only where its ruleset was loaded (`tests/nft.rs`).
+fn readme_configs() -> Vec<String> {
+    let text = fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
+    let mut blocks = Vec::new();
+    let mut block: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            match block.take() {
+                Some(b) => blocks.push(b),
+                None => block = Some(String::new()),
+            }
+        } else if let Some(b) = block.as_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    blocks
+        .into_iter()
+        .filter(|b| b.contains("Start_Command") && b.trim_start().starts_with('['))
+        .filter(|b| !b.contains("Nft_Set"))
+        .collect()
+}
+
+/// A config copied from the README is one `knockd --check` accepts: the
+/// files it names under /etc/knockd/ are made in a private directory
+/// first (a secret, a one-time file), as an operator would.
+#[test]
+fn the_readme_configs_pass_check() {
+    let configs = readme_configs();
+    assert!(configs.len() >= 2, "{configs:?}");
+    for conf in configs {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        fs::create_dir(&etc).unwrap();
+        for word in conf.split_whitespace() {
+            let Some(name) = word.strip_prefix("/etc/knockd/") else {
+                continue;
+            };
+            let content = if name.ends_with(".key") {
+                "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n"
+            } else {
+                "1111,2222,3333\n4444,5555,6666\n"
+            };
+            fs::write(etc.join(name), content).unwrap();
+            fs::set_permissions(etc.join(name), fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = conf.replace("/etc/knockd/", &format!("{}/", etc.display()));
+        let path = dir.path().join("knockd.conf");
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+            .args(["--check".as_ref(), "-c".as_ref(), path.as_os_str()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "README config fails knockd --check:\n{conf}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
