@@ -27,7 +27,7 @@ use support::{
 /// flood, and the other tests' daemons and commands, sharing the two cores
 /// of a CI machine, would measure the machine instead (a daemon kept off
 /// the CPU at a flood's start can lose packets before its capture ring
-/// grows: README, Performance). The others share.
+/// grows: doc/performance.md, Memory). The others share.
 static FLOOD: RwLock<()> = RwLock::new(());
 
 fn alone() -> RwLockWriteGuard<'static, ()> {

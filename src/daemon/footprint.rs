@@ -9,7 +9,7 @@
 //! The daemon's own code is left mapped. Unmapping it (`MADV_DONTNEED` on
 //! the clean file pages) was tried: idle RSS fell by 1.7 MB, but the first
 //! knock mapped 1.1 MB of it back and later knocks the rest, so it only
-//! moved a figure until the first knock. README, Performance, has the
+//! moved a figure until the first knock. doc/performance.md, Memory, has the
 //! measurements.
 
 /// Returns start-up's freed heap memory to the system (see the module
