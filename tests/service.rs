@@ -113,6 +113,11 @@ impl Run {
                                 .map(|r| match r {
                                     JournalRecord::Add { key, entry: e } => entry(*key, e),
                                     JournalRecord::Remove { key } => format!("-{key}"),
+                                    JournalRecord::Used {
+                                        door,
+                                        period,
+                                        keep_until,
+                                    } => format!("used {door} #{period} until {keep_until}"),
                                 })
                                 .collect(),
                         ),

@@ -2,7 +2,7 @@
 //! back: the one place where effects become IO, shared by the live daemon
 //! and `--read`.
 
-use super::journal::{self, Journal};
+use super::journal::{self, Journal, JournalError, Rewritten};
 use super::nft_doors::NftDoors;
 use super::onetime_file;
 use super::output::Output;
@@ -54,33 +54,7 @@ impl Executor {
                     }
                 }
                 Effect::Journal(write) => {
-                    let time = self.out.time();
-                    let entry = |e: JournalEntry| journal::Entry {
-                        due: time.wall(e.due),
-                        src: e.src,
-                        door: e.door.to_string(),
-                        command: e.command,
-                    };
-                    let result = match (&mut self.journal, write) {
-                        (None, _) => Ok(()),
-                        (Some(j), JournalWrite::Append(records)) => {
-                            let records: Vec<journal::Record> = records
-                                .into_iter()
-                                .map(|r| match r {
-                                    JournalRecord::Add { key, entry: e } => {
-                                        journal::Record::Add(key, entry(e))
-                                    }
-                                    JournalRecord::Remove { key } => journal::Record::Remove(key),
-                                })
-                                .collect();
-                            j.append(&records)
-                        }
-                        (Some(j), JournalWrite::Rewrite(stops)) => {
-                            let stops: Vec<(u64, journal::Entry)> =
-                                stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
-                            j.rewrite(&stops)
-                        }
-                    };
+                    let result = self.write_journal(write, now);
                     service.handle_journal_result(result.map_err(|e| e.to_string()), now);
                 }
                 Effect::Kill { id } => self.runner.kill(id),
@@ -116,6 +90,57 @@ impl Executor {
                 }
                 Effect::SetSyslog(on) => self.out.log.set_syslog(on),
                 Effect::Readiness(r) => host.readiness(r),
+            }
+        }
+    }
+
+    /// Brings the journal up to date. A rewrite the file system had no
+    /// room for goes to the zeros written ahead; the first such one since
+    /// the journal was last written whole is logged (once, not per write).
+    fn write_journal(&mut self, write: JournalWrite, now: Timestamp) -> Result<(), JournalError> {
+        let Some(j) = &mut self.journal else {
+            return Ok(());
+        };
+        let time = self.out.time();
+        let entry = |e: JournalEntry| journal::Entry {
+            due: time.wall(e.due),
+            src: e.src,
+            door: e.door.to_string(),
+            command: e.command,
+        };
+        match write {
+            JournalWrite::Append(records) => {
+                let records: Vec<journal::Record> = records
+                    .into_iter()
+                    .map(|r| match r {
+                        JournalRecord::Add { key, entry: e } => journal::Record::Add(key, entry(e)),
+                        JournalRecord::Remove { key } => journal::Record::Remove(key),
+                        JournalRecord::Used {
+                            door,
+                            period,
+                            keep_until,
+                        } => journal::Record::Used(journal::UsedMark {
+                            door: door.to_string(),
+                            period,
+                            keep_until: time.wall(keep_until),
+                        }),
+                    })
+                    .collect();
+                j.append(&records)
+            }
+            JournalWrite::Rewrite(stops) => {
+                let stops: Vec<(u64, journal::Entry)> =
+                    stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
+                let written = j.rewrite(&stops, &[], time.wall(now))?;
+                if let Rewritten::InPlace {
+                    reserve,
+                    first: true,
+                } = written
+                {
+                    let path = j.path().display().to_string();
+                    self.out.log(now, Notice::StateFileFull { path, reserve });
+                }
+                Ok(())
             }
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::clock::{monotonic_now, TimeBase};
 use super::effects::{Executor, Host};
-use super::journal::Journal;
+use super::journal::{self, Journal};
 use super::oplog::OperatorLog;
 use super::output::Output;
 use super::settings::Settings;
@@ -37,12 +37,17 @@ impl Host for Recovering {
 /// anyway: both run nothing.
 pub fn run_due_stops(settings: &Settings, options: &Options, reason: &str) -> usize {
     let path = options.state_file_path();
-    let (journal, entries, problems) = match Journal::open(&path) {
+    let (journal, contents) = match Journal::open(&path) {
         Ok(j) => j,
         // Another knockd holds it (and runs its stops), or it cannot be
         // used: the caller's own error says what to fix.
         Err(_) => return 0,
     };
+    let journal::Contents {
+        stops: entries,
+        problems,
+        ..
+    } = contents;
     if entries.is_empty() && problems.is_empty() {
         return 0;
     }

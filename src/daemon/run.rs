@@ -18,7 +18,7 @@ use super::config_file;
 use super::effects::{Executor, Host};
 use super::frames::knock_of;
 use super::interfaces::Interfaces;
-use super::journal::{Journal, JournalError};
+use super::journal::{Contents, Journal, JournalError};
 use super::nft_doors::NftDoors;
 use super::notify;
 use super::oplog::{LogOpenError, OperatorLog};
@@ -114,7 +114,12 @@ impl Daemon {
             settings.verbose,
         )?;
         let state_file = config.options.state_file_path();
-        let (journal, entries, problems) = Journal::open(&state_file)?;
+        let (journal, contents) = Journal::open(&state_file)?;
+        let Contents {
+            stops: entries,
+            problems,
+            ..
+        } = contents;
         let mut ifaces = Interfaces::open(&settings.interfaces, settings.only_v4)?;
         let local = ifaces
             .read_addresses()

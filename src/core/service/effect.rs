@@ -46,6 +46,14 @@ pub enum JournalRecord {
     Add { key: u64, entry: JournalEntry },
     /// The stop known as `key` ran, or will never run.
     Remove { key: u64 },
+    /// Period `period` of the rotating door `door` opened: it must never
+    /// open again, also after a restart, until `keep_until` (when it can no
+    /// longer be accepted anyway).
+    Used {
+        door: Arc<str>,
+        period: u64,
+        keep_until: Timestamp,
+    },
 }
 
 /// How to bring the journal file up to date.

@@ -63,7 +63,7 @@ impl JournalBook {
             .iter()
             .filter_map(|r| match r {
                 JournalRecord::Add { key, .. } => Some(OpenId(*key)),
-                JournalRecord::Remove { .. } => None,
+                JournalRecord::Remove { .. } | JournalRecord::Used { .. } => None,
             })
             .collect();
         let compact = self.appended + pending.len() > 2 * self.live.len() + COMPACT_SLACK;
