@@ -99,8 +99,11 @@ pub struct Entry {
 /// rewrite drops the mark).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedMark {
+    /// The door's name (its sequences derive from it).
     pub door: String,
+    /// The period's counter (time / `Sequence_Period`).
     pub period: u64,
+    /// Until when the mark is kept (wall-clock time).
     pub keep_until: SystemTime,
 }
 
