@@ -131,6 +131,8 @@ impl Executor {
             JournalWrite::Rewrite(stops) => {
                 let stops: Vec<(u64, journal::Entry)> =
                     stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
+                // No used marks yet: the service does not hand them out
+                // (issue 19 item 1 wires them into `JournalWrite::Rewrite`).
                 let written = j.rewrite(&stops, &[], time.wall(now))?;
                 if let Rewritten::InPlace {
                     reserve,
