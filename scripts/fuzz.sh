@@ -17,7 +17,7 @@
 #
 # Targets over code with `unsafe` below them (wire: etherparse's slices;
 # engine: the attempt table's hints) run under AddressSanitizer; the parsers
-# of text (config, config_shaped, onetime) are safe Rust all the way down,
+# of text (config, config_shaped, onetime, journal, doors) are safe Rust all the way down,
 # where ASan finds nothing and costs 3-4x the executions, so they run
 # without it. Debug assertions and overflow checks are on for all.
 #
@@ -69,7 +69,7 @@ sanitizer() {
         return
     fi
     case $1 in
-    config | config_shaped | onetime | engine) echo none ;;
+    config | config_shaped | onetime | engine | journal | doors) echo none ;;
     *) echo address ;;
     esac
 }

@@ -7,7 +7,9 @@
 //! What each target checks is listed in `doc/fuzzing.md`.
 
 pub mod config;
+pub mod doors;
 pub mod engine;
+pub mod journal;
 pub mod onetime;
 pub mod wire;
 

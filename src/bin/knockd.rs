@@ -276,7 +276,7 @@ fn recover(cli: &Cli, options: &knockd::core::config::Options, reason: &str) {
 fn status(config: &Config) -> ExitCode {
     let path = config.options.state_file_path();
     let entries = match knockd::daemon::journal::read(&path) {
-        Ok((entries, _)) => entries,
+        Ok(contents) => contents.stops,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
             eprint_line(format_args!(

@@ -96,13 +96,30 @@ pub struct DoorsError {
     pub message: String,
 }
 
+/// Longest message shown; ours are under 200 characters plus the text
+/// they echo.
+const MAX_MESSAGE_CHARS: usize = 300;
+
 impl fmt::Display for DoorsError {
+    /// One line that cannot drive the terminal: control characters in the
+    /// echoed text are escaped (`\u{1b}`), and a huge line is clipped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
-            write!(f, "{}: {}", self.path.display(), self.message)
+            write!(f, "{}: ", self.path.display())?;
         } else {
-            write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+            write!(f, "{}:{}: ", self.path.display(), self.line)?;
         }
+        for (i, c) in self.message.chars().enumerate() {
+            if i == MAX_MESSAGE_CHARS {
+                return f.write_str("...");
+            }
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -453,6 +470,23 @@ mod tests {
             Ok(d) => panic!("parsed: {d:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// Fuzz finding (`doors`): a control character in a doors file (here
+    /// a NUL in a key; an escape sequence works the same) was echoed raw
+    /// into the error, which then could drive the terminal or span lines.
+    #[test]
+    fn control_characters_are_escaped_in_errors() {
+        let e = error("[X]\nhost=h\nsequ \0ce=2-2\n");
+        assert_eq!(
+            e,
+            "/home/u/.config/knock/doors:3: unknown key \"sequ \\u{0}ce\" (expected host, sequence, delay, protocol, family, secret_file, door, ports, length, period or protocols)"
+        );
+        let e = error("[a\x1b[2J\rb\n");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        // A huge line gives a short message.
+        let e = error(&format!("{}\n", "k".repeat(100_000)));
+        assert!(e.len() < 400, "{} bytes", e.len());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! back: the one place where effects become IO, shared by the live daemon
 //! and `--read`.
 
-use super::journal::{self, Journal};
+use super::journal::{self, Journal, JournalError, Rewritten};
 use super::nft_doors::NftDoors;
 use super::onetime_file;
 use super::output::Output;
@@ -10,6 +10,7 @@ use super::runner::Runner;
 use crate::core::knock::Timestamp;
 use crate::core::service::{
     CommandEnd, Effect, JournalEntry, JournalRecord, JournalWrite, Notice, Readiness, Service,
+    UsedMark,
 };
 
 /// The part of carrying out effects that differs between the live daemon
@@ -53,36 +54,7 @@ impl Executor {
                     }
                 }
                 Effect::Journal(write) => {
-                    let time = self.out.time();
-                    let entry = |e: JournalEntry| journal::Entry {
-                        due: time.wall(e.due),
-                        src: e.src,
-                        door: e.door.to_string(),
-                        command: e.command,
-                    };
-                    let result = match (&mut self.journal, write) {
-                        (None, _) => Ok(()),
-                        (Some(j), JournalWrite::Append(records)) => {
-                            let records: Vec<journal::Record> = records
-                                .into_iter()
-                                .filter_map(|r| match r {
-                                    JournalRecord::Add { key, entry: e } => {
-                                        Some(journal::Record::Add(key, entry(e)))
-                                    }
-                                    JournalRecord::Remove { key } => {
-                                        Some(journal::Record::Remove(key))
-                                    }
-                                    JournalRecord::Used(_) => None,
-                                })
-                                .collect();
-                            j.append(&records)
-                        }
-                        (Some(j), JournalWrite::Rewrite { stops, .. }) => {
-                            let stops: Vec<(u64, journal::Entry)> =
-                                stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
-                            j.rewrite(&stops)
-                        }
-                    };
+                    let result = self.write_journal(write, now);
                     service.handle_journal_result(result.map_err(|e| e.to_string()), now);
                 }
                 Effect::Kill { id } => self.runner.kill(id),
@@ -127,11 +99,78 @@ impl Executor {
         }
     }
 
+    /// Brings the journal up to date. A rewrite the file system had no
+    /// room for goes to the zeros written ahead; the first such one since
+    /// the journal was last written whole is logged (once, not per write).
+    fn write_journal(&mut self, write: JournalWrite, now: Timestamp) -> Result<(), JournalError> {
+        let Some(j) = &mut self.journal else {
+            return Ok(());
+        };
+        let time = self.out.time();
+        let entry = |e: JournalEntry| journal::Entry {
+            due: time.wall(e.due),
+            src: e.src,
+            door: e.door.to_string(),
+            command: e.command,
+        };
+        match write {
+            JournalWrite::Append(records) => {
+                let records: Vec<journal::Record> = records
+                    .into_iter()
+                    .map(|r| match r {
+                        JournalRecord::Add { key, entry: e } => journal::Record::Add(key, entry(e)),
+                        JournalRecord::Remove { key } => journal::Record::Remove(key),
+                        JournalRecord::Used(m) => journal::Record::Used(used_mark(m)),
+                    })
+                    .collect();
+                j.append(&records)
+            }
+            JournalWrite::Rewrite { stops, used } => {
+                let stops: Vec<(u64, journal::Entry)> =
+                    stops.into_iter().map(|(k, e)| (k, entry(e))).collect();
+                let used: Vec<journal::UsedMark> = used.into_iter().map(used_mark).collect();
+                let written = j.rewrite(&stops, &used, time.wall(now))?;
+                if let Rewritten::InPlace {
+                    reserve,
+                    first: true,
+                } = written
+                {
+                    let path = j.path().display().to_string();
+                    self.out.log(now, Notice::StateFileFull { path, reserve });
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Reports the commands that ended, and carries out what follows.
     pub fn reap(&mut self, service: &mut Service, host: &mut impl Host, now: Timestamp) {
         for (id, end) in self.runner.reap() {
             service.handle_command_ended(id, end, now);
         }
         self.drain(service, host, now);
+    }
+}
+
+/// A used mark as the journal file keeps it (its time as wall-clock time:
+/// the mark's `keep_until` is a Unix second already).
+fn used_mark(m: UsedMark) -> journal::UsedMark {
+    journal::UsedMark {
+        door: m.door.to_string(),
+        period: m.period,
+        keep_until: std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.keep_until),
+    }
+}
+
+/// A used mark read back from the journal file, as the service keeps it.
+pub fn restored_mark(m: journal::UsedMark) -> UsedMark {
+    let keep_until = m
+        .keep_until
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    UsedMark {
+        door: m.door.into(),
+        period: m.period,
+        keep_until,
     }
 }

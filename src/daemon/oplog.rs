@@ -22,6 +22,13 @@ pub type LogOpenError = FileError;
 /// Where operator messages go.
 pub struct OperatorLog {
     file: Option<(PathBuf, File)>,
+    /// Lines the log file could not take since its last good write (a
+    /// full disk): reported on stderr once when it starts, once when it
+    /// ends, not per line.
+    lost: u64,
+    /// The last failed write left part of a line that could not be cut
+    /// off: the next line starts on a line of its own.
+    torn: bool,
     syslog: bool,
     verbose: bool,
     /// Stdout lines carry the log file's stamp (replay: the capture's time).
@@ -42,6 +49,8 @@ impl OperatorLog {
         }
         Ok(OperatorLog {
             file,
+            lost: 0,
+            torn: false,
             syslog,
             verbose,
             stamp_stdout: false,
@@ -57,8 +66,9 @@ impl OperatorLog {
         Ok(log)
     }
 
-    /// Writes one message stamped with `at`. A write error is reported on
-    /// stderr and does not stop the daemon: knocks keep being served.
+    /// Writes one message stamped with `at`. A write error (a full disk) is
+    /// reported on stderr, once until the file takes lines again, and never
+    /// stops or delays the daemon: knocks keep being served, doors opened.
     pub fn line(&mut self, at: SystemTime, msg: &str) {
         if self.verbose {
             let _ = if self.stamp_stdout {
@@ -76,13 +86,37 @@ impl OperatorLog {
         if let Some((path, file)) = &mut self.file {
             // One write per line, so concurrent appenders never interleave
             // inside a line.
-            let text = format!("{} {msg}\n", log_stamp(at));
-            if let Err(e) = file.write_all(text.as_bytes()) {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "knockd: cannot write log file {}: {e}",
-                    path.display()
-                );
+            let nl = if self.torn { "\n" } else { "" };
+            let text = format!("{nl}{} {msg}\n", log_stamp(at));
+            let (done, result) = write_some(file, text.as_bytes());
+            match result {
+                Ok(()) => {
+                    self.torn = false;
+                    if self.lost > 0 {
+                        let _ = writeln!(
+                            std::io::stderr().lock(),
+                            "knockd: log file {} written again; {} line(s) lost",
+                            path.display(),
+                            self.lost
+                        );
+                        self.lost = 0;
+                    }
+                }
+                Err(e) => {
+                    // A line is whole or absent: the part written goes.
+                    if done > 0 && !cut_off(file, done) {
+                        self.torn = true;
+                    }
+                    if self.lost == 0 {
+                        let _ = writeln!(
+                            std::io::stderr().lock(),
+                            "knockd: cannot write log file {}: {}; lines are lost until it can be written again",
+                            path.display(),
+                            crate::core::config::io_reason(&e)
+                        );
+                    }
+                    self.lost += 1;
+                }
             }
         }
     }
@@ -92,6 +126,7 @@ impl OperatorLog {
     pub fn reopen(&mut self) -> Result<(), LogOpenError> {
         if let Some((path, file)) = &mut self.file {
             *file = open_append(path)?;
+            self.torn = false;
         }
         Ok(())
     }
@@ -106,6 +141,7 @@ impl OperatorLog {
             Some(p) => Some((p.to_path_buf(), open_append(p)?)),
             None => None,
         };
+        self.torn = false;
         Ok(())
     }
 
@@ -117,6 +153,29 @@ impl OperatorLog {
         }
         self.syslog = on;
     }
+}
+
+/// Removes the last `done` bytes of `file`, the start of a line whose end
+/// could not be written (a full disk); false when it cannot.
+fn cut_off(file: &File, done: usize) -> bool {
+    file.metadata()
+        .and_then(|m| file.set_len(m.len().saturating_sub(done as u64)))
+        .is_ok()
+}
+
+/// Writes `buf` as `write_all` does, but says how much got out before an
+/// error: part of a line may be in the file.
+fn write_some(file: &mut File, buf: &[u8]) -> (usize, std::io::Result<()>) {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write(&buf[done..]) {
+            Ok(0) => return (done, Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
 }
 
 fn open_append(path: &Path) -> Result<File, LogOpenError> {
@@ -165,6 +224,23 @@ mod tests {
             text.ends_with("after\n") && !text.contains("before"),
             "{text}"
         );
+    }
+
+    /// A log file on a full disk (here /dev/full, whose writes fail with
+    /// ENOSPC) loses its lines, counted and reported once, and never stops
+    /// the caller; a file that takes lines again ends the count.
+    #[test]
+    fn a_full_disk_loses_lines_without_stopping_anything() {
+        let mut log = OperatorLog::open(Some(Path::new("/dev/full")), false, false).unwrap();
+        log.line(SystemTime::now(), "192.0.2.1: door: OPEN SESAME");
+        log.line(SystemTime::now(), "door: running command: /bin/true");
+        assert_eq!(log.lost, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        log.set_path(Some(&path)).unwrap();
+        log.line(SystemTime::now(), "back");
+        assert_eq!(log.lost, 0);
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with(" back\n"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::clock::{monotonic_now, TimeBase};
 use super::effects::{Executor, Host};
-use super::journal::Journal;
+use super::journal::{self, Journal};
 use super::oplog::OperatorLog;
 use super::output::Output;
 use super::settings::Settings;
@@ -37,15 +37,25 @@ impl Host for Recovering {
 /// anyway: both run nothing.
 pub fn run_due_stops(settings: &Settings, options: &Options, reason: &str) -> usize {
     let path = options.state_file_path();
-    let (journal, entries, problems) = match Journal::open(&path) {
+    let (journal, contents) = match Journal::open(&path) {
         Ok(j) => j,
         // Another knockd holds it (and runs its stops), or it cannot be
         // used: the caller's own error says what to fix.
         Err(_) => return 0,
     };
+    let journal::Contents {
+        stops: entries,
+        used,
+        problems,
+    } = contents;
     if entries.is_empty() && problems.is_empty() {
         return 0;
     }
+    // The rewrite below keeps the rotating doors' used marks.
+    let used = used
+        .into_iter()
+        .map(super::effects::restored_mark)
+        .collect();
     // The log file if it can be opened; otherwise stdout with -v only.
     let log = OperatorLog::open(settings.log_file.as_deref(), false, settings.verbose)
         .or_else(|_| OperatorLog::open(None, false, settings.verbose));
@@ -72,7 +82,7 @@ pub fn run_due_stops(settings: &Settings, options: &Options, reason: &str) -> us
             command: e.command,
         })
         .collect();
-    service.handle_restore(&journal_path, restored, Vec::new(), problems, now);
+    service.handle_restore(&journal_path, restored, used, problems, now);
     service.handle_timeout(now);
     let ran = service.commands_running();
     service.handle_shutdown(Close::Due, now);

@@ -18,7 +18,7 @@ use super::config_file;
 use super::effects::{Executor, Host};
 use super::frames::{knock_of, Skipped};
 use super::interfaces::Interfaces;
-use super::journal::{Journal, JournalError};
+use super::journal::{Contents, Journal, JournalError};
 use super::nft_doors::NftDoors;
 use super::notify;
 use super::oplog::{LogOpenError, OperatorLog};
@@ -116,7 +116,12 @@ impl Daemon {
             settings.verbose,
         )?;
         let state_file = config.options.state_file_path();
-        let (journal, entries, problems) = Journal::open(&state_file)?;
+        let (journal, contents) = Journal::open(&state_file)?;
+        let Contents {
+            stops: entries,
+            used,
+            problems,
+        } = contents;
         let mut ifaces = Interfaces::open(&settings.choice, settings.only_v4)?;
         // The choice may have followed a route that moved since it was made.
         let mut settings = settings.clone();
@@ -164,6 +169,10 @@ impl Daemon {
         }
         daemon.ifaces.report_waiting(&mut daemon.exec.out, now);
         let time = daemon.exec.out.time();
+        let used = used
+            .into_iter()
+            .map(super::effects::restored_mark)
+            .collect();
         let restored = entries
             .into_iter()
             .map(|e| RestoredStop {
@@ -175,7 +184,7 @@ impl Daemon {
             .collect();
         daemon
             .service
-            .handle_restore(&journal_path, restored, Vec::new(), problems, now);
+            .handle_restore(&journal_path, restored, used, problems, now);
         daemon.drain(now);
         Ok(daemon)
     }

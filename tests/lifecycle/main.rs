@@ -29,6 +29,7 @@ use support::{
 
 mod commands;
 mod interfaces;
+mod journal;
 mod logging;
 mod signals;
 
@@ -97,9 +98,10 @@ fn wait_journaled(daemon: &Daemon, path: &Path, command: &str) {
 /// The stops the journal holds now (its records folded), as
 /// `DOOR SRC COMMAND`.
 fn journal_entries(path: &Path) -> Vec<String> {
-    let (entries, problems) = knockd::daemon::journal::read(path).unwrap_or_default();
-    assert!(problems.is_empty(), "{problems:?}");
-    entries
+    let contents = knockd::daemon::journal::read(path).unwrap_or_default();
+    assert!(contents.problems.is_empty(), "{:?}", contents.problems);
+    contents
+        .stops
         .iter()
         .map(|e| format!("{} {} {}", e.door, e.src, e.command))
         .collect()

@@ -159,6 +159,10 @@ pub enum Notice {
     },
     /// The journal could not be written (`state file PATH: reason`).
     JournalFailed { error: String },
+    /// The state file's file system is full: records go to the `reserve`
+    /// bytes of zeros written ahead of them, and compaction waits for room
+    /// (logged once, when the journal first cannot be rewritten whole).
+    StateFileFull { path: String, reserve: u64 },
     /// `--dry-run`: a used one-time sequence is not marked in its file.
     OneTimeDryRun { door: Arc<str>, path: PathBuf },
     /// No unused line left (knockd's text).
@@ -466,6 +470,10 @@ impl Notice {
                 "restored {count} pending stop command(s) from {path}, {overdue} overdue"
             ),
             Notice::JournalFailed { error } => f.write_str(error),
+            Notice::StateFileFull { path, reserve } => write!(
+                f,
+                "state file {path}: file system full, using the {reserve} bytes written ahead (compaction waits)"
+            ),
             Notice::OneTimeDryRun { door, path } => write!(
                 f,
                 "{door}: dry run: used one time sequence not marked in {}",

@@ -8,10 +8,17 @@
 //! start). It must not decide when a stop is due or what to write (the
 //! service does) or run anything.
 //!
-//! Format (text, after a version header), one record per line:
+//! Format (text, after a version header), one record per line, each
+//! ending in a tab and 16 hex digits, the first 8 bytes of the SHA-256 of
+//! what precedes them, then a newline:
 //! `+<TAB>KEY<TAB>DUE_UNIX_NANOS<TAB>SOURCE<TAB>DOOR<TAB>COMMAND` (a stop
-//! is pending; a later `+` for the same key replaces it) and `-<TAB>KEY`
-//! (it ran), with `\`, tab and newline escaped in the door and command.
+//! is pending; a later `+` for the same key replaces it), `-<TAB>KEY` (it
+//! ran) and `u<TAB>DOOR<TAB>PERIOD<TAB>KEEP_UNTIL_UNIX_NANOS` (a rotating
+//! door's period opened; see [`UsedMark`]), with `\`, tab and newline
+//! escaped in doors and commands. A record is whole or ignored: a power
+//! cut mid-append leaves the start of a record with no newline, or with a
+//! checksum that does not match, and such a line is skipped and reported,
+//! never applied (`touch DIR/torn-name` must not run as `touch DIR/to`).
 //! Each write appends the records of one input and syncs: O(1) per open.
 //! Now and then the file is rewritten whole (a temporary file, synced and
 //! renamed over it).
@@ -22,11 +29,22 @@
 //! write that neither grows the file nor allocates space changes no
 //! metadata the sync must wait for, so `fdatasync` is a data write and a
 //! cache flush, not a file-system journal commit (on ext4, 3–5× cheaper,
-//! and without the commit's long tail). Readers stop at the zeros. Times are wall-clock, because the monotonic clock
-//! does not survive a reboot. Lines of the v1 format (an entry without a
-//! leading `+`) are still read.
+//! and without the commit's long tail). Readers stop at the zeros.
+//!
+//! The zeros are also a reserve for a full disk: when a rewrite finds no
+//! room (`ENOSPC`, `EDQUOT`), the file is brought to the same content by
+//! appending what differs over its zeros instead (the records already
+//! there stay valid), so a restart on a full `/var` still opens doors;
+//! only when the reserve is spent does a write fail (and the door stays
+//! closed). Times are wall-clock, because the monotonic clock does not
+//! survive a reboot.
+//!
+//! Older files are still read: v2 (records without checksum) and v1 (an
+//! entry without a leading `+`), but there too a last line without its
+//! newline is skipped and reported. Appending to an older file in place
+//! first writes the v3 header, from where checksums are required.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -36,19 +54,35 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest, Sha256};
 
 use super::file_error::FileError;
 use super::safe_file;
 
-const HEADER: &str = "# knockd-rs pending stop commands v2";
+/// The header of the current format: checksummed records.
+pub const HEADER: &str = "# knockd-rs pending stop commands v3";
+
+/// A header line, any version (`v1`, `v2`, `v3`): it sets how the lines
+/// after it are read.
+const HEADER_PREFIX: &str = "# knockd-rs pending stop commands v";
+
+/// The first version whose records carry their checksum.
+const CHECKED: u32 = 3;
+
+/// Hex digits of a record's checksum (8 bytes of its SHA-256).
+const CHECK_LEN: usize = 16;
 
 /// Zeros kept written ahead of the records: about 300 records before the
-/// file grows again (one sync with a commit), at 64 KiB of disk.
+/// file grows again (one sync with a commit), at 64 KiB of disk; and the
+/// reserve that records go to when the file system is full.
 const SPARE: u64 = 64 << 10;
 
 /// Largest journal read at start: far beyond `MaxPendingStops` of every
 /// door, small enough that a wrong file cannot exhaust memory.
 const MAX_BYTES: u64 = 256 << 20;
+
+/// The problem reported for a last line without its newline.
+const TORN: &str = "incomplete record skipped (cut short by a crash)";
 
 /// One pending stop command as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +93,49 @@ pub struct Entry {
     pub command: String,
 }
 
+/// A rotating door's period that opened: it must never open again, also
+/// after a restart, so it is journaled with the stops, and kept until
+/// `keep_until` (past it, the period cannot be accepted anyway and a
+/// rewrite drops the mark).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedMark {
+    /// The door's name (its sequences derive from it).
+    pub door: String,
+    /// The period's counter (time / `Sequence_Period`).
+    pub period: u64,
+    /// Until when the mark is kept (wall-clock time).
+    pub keep_until: SystemTime,
+}
+
 /// One change, as appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Add(u64, Entry),
     Remove(u64),
+    Used(UsedMark),
+}
+
+/// What a journal holds, as read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// The stops pending: adds not removed, in the order first added.
+    pub stops: Vec<Entry>,
+    /// The used marks, one per door and period (the latest `keep_until`),
+    /// in the order first seen; expired ones too (the reader decides).
+    pub used: Vec<UsedMark>,
+    /// The lines skipped (`line N: ...`): torn, damaged or not a record.
+    pub problems: Vec<String>,
+}
+
+/// How a rewrite brought the file up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewritten {
+    /// Written whole, afresh: the file is compact again.
+    Whole,
+    /// No room for a fresh file: what differed was appended to the old one,
+    /// over its zeros, of which `reserve` bytes are left. `first` is true
+    /// when the previous write was not in place (the moment to warn).
+    InPlace { reserve: u64, first: bool },
 }
 
 /// A journal problem, naming the file.
@@ -79,6 +151,16 @@ pub enum JournalError {
     Untrusted { path: String, why: String },
 }
 
+/// What the file on disk holds, by checksum: what a rewrite in place must
+/// change to reach new content.
+#[derive(Default)]
+struct OnDisk {
+    /// Key -> checksum of the stop's latest add.
+    stops: HashMap<u64, u64>,
+    /// Checksums of the used marks.
+    used: HashSet<u64>,
+}
+
 /// An open journal, locked for this daemon's lifetime.
 pub struct Journal {
     path: PathBuf,
@@ -88,16 +170,21 @@ pub struct Journal {
     end: u64,
     /// The file's length: records, then zeros up to here.
     len: u64,
+    /// Written before the next records: the v3 header in an older file.
+    prefix: String,
+    /// What the file holds.
+    disk: OnDisk,
+    /// The last rewrite went in place (the file system was full).
+    in_place: bool,
     /// Held for the lock (released when the file closes).
     _lock: Flock<File>,
 }
 
 impl Journal {
     /// Locks the journal at `path`, creating its directory (mode 0700) when
-    /// missing, checks it can be trusted, and returns it with the stops an
-    /// earlier run left. Malformed lines are skipped and reported in the
-    /// second list.
-    pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>, Vec<String>), JournalError> {
+    /// missing, checks it can be trusted, and returns it with what an
+    /// earlier run left: stops, used marks, and the lines skipped.
+    pub fn open(path: &Path) -> Result<(Journal, Contents), JournalError> {
         let err = |e: io::Error| JournalError::Io(FileError::new("state file", path, e));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
@@ -132,25 +219,36 @@ impl Journal {
             .take(MAX_BYTES)
             .read_to_end(&mut bytes)
             .map_err(err)?;
-        let (entries, problems) = parse(&bytes);
+        let folded = fold(&bytes);
         let len = file.metadata().map_err(err)?.len();
         // Records end where the zeros begin; a file larger than was read
         // is written at its end.
         let end = if (bytes.len() as u64) < len {
             len
         } else {
-            records(&bytes).len() as u64
+            // A torn last line is wiped and written over: a newline after
+            // it would make the start of a v2 record look whole.
+            let whole = folded.whole as u64;
+            let _ = write_zeros(&file, whole, records(&bytes).len() as u64);
+            whole
         };
+        let mut prefix = String::new();
+        if folded.version < CHECKED {
+            prefix.push_str(HEADER);
+            prefix.push('\n');
+        }
         Ok((
             Journal {
                 path: path.to_path_buf(),
                 file,
                 end,
                 len,
+                prefix,
+                disk: folded.disk,
+                in_place: false,
                 _lock: lock,
             },
-            entries,
-            problems,
+            folded.contents,
         ))
     }
 
@@ -163,44 +261,109 @@ impl Journal {
     }
 
     /// Appends `records` in one write and syncs them: once this returns,
-    /// they survive a crash or a power cut.
+    /// they survive a crash or a power cut. With the file system full they
+    /// go to the zeros written ahead; it fails when those are spent.
     pub fn append(&mut self, records: &[Record]) -> Result<(), JournalError> {
-        let mut text = String::new();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut text = self.prefix.clone();
+        let mut checks = Vec::with_capacity(records.len());
         for r in records {
-            render(&mut text, r);
+            checks.push(render(&mut text, r));
         }
         let end = self.end + text.len() as u64;
         if end > self.len {
             // Out of zeros: more are written first, synced with the records
-            // (this sync grows the file, so it commits; the next ones do not).
-            let len = end + SPARE;
-            write_zeros(&self.file, self.len, len).map_err(|e| self.error(e))?;
-            self.len = len;
+            // (this sync grows the file, so it commits; the next ones do
+            // not). With no room for a whole spare, the bytes these records
+            // need may still fit in the last block the file has.
+            let grown = match write_zeros(&self.file, self.len, end + SPARE) {
+                Err(e) if is_no_space(&e) => write_zeros(&self.file, self.len, end).map(|()| end),
+                r => r.map(|()| end + SPARE),
+            };
+            self.len = grown.map_err(|e| self.error(e))?;
         }
-        self.file
+        let written = self
+            .file
             .write_all_at(text.as_bytes(), self.end)
-            .map_err(|e| self.error(e))?;
-        self.file.sync_data().map_err(|e| self.error(e))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever of it reached the disk must not be read back, nor
+            // stay readable after the shorter records written over it next
+            // (best effort: the disk just failed).
+            let _ = write_zeros(&self.file, self.end, end.min(self.len));
+            return Err(self.error(e));
+        }
         self.end = end;
+        self.prefix.clear();
+        for (r, check) in records.iter().zip(checks) {
+            match r {
+                Record::Add(key, _) => {
+                    self.disk.stops.insert(*key, check);
+                }
+                Record::Remove(key) => {
+                    self.disk.stops.remove(key);
+                }
+                Record::Used(_) => {
+                    self.disk.used.insert(check);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Replaces the journal with `stops`: written to a fresh temporary
-    /// file, synced, renamed over the old one and the directory synced, so
-    /// a crash at any point leaves either the old or the new journal, whole.
-    pub fn rewrite(&mut self, stops: &[(u64, Entry)]) -> Result<(), JournalError> {
+    /// Replaces the journal with `stops` and the marks of `used` still to
+    /// keep at `now`: written to a fresh temporary file, synced, renamed
+    /// over the old one and the directory synced, so a crash at any point
+    /// leaves either the old or the new journal, whole. When the file
+    /// system has no room for it, the old file is brought to the same
+    /// content by appending what differs (see [`Rewritten::InPlace`]).
+    pub fn rewrite(
+        &mut self,
+        stops: &[(u64, Entry)],
+        used: &[UsedMark],
+        now: SystemTime,
+    ) -> Result<Rewritten, JournalError> {
+        let used: Vec<&UsedMark> = used.iter().filter(|m| m.keep_until > now).collect();
+        let tmp = with_suffix(&self.path, ".tmp");
+        match self.write_fresh(&tmp, stops, &used) {
+            Ok(()) => {
+                self.in_place = false;
+                Ok(Rewritten::Whole)
+            }
+            Err(e) if is_no_space(&e) => {
+                // Give back what the temporary file took.
+                let _ = std::fs::remove_file(&tmp);
+                self.rewrite_in_place(stops, &used)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    fn write_fresh(
+        &mut self,
+        tmp: &Path,
+        stops: &[(u64, Entry)],
+        used: &[&UsedMark],
+    ) -> io::Result<()> {
         let mut text = String::from(HEADER);
         text.push('\n');
+        let mut disk = OnDisk::default();
         for (key, entry) in stops {
-            render(&mut text, &Record::Add(*key, entry.clone()));
+            disk.stops
+                .insert(*key, render(&mut text, &Record::Add(*key, entry.clone())));
         }
-        let tmp = with_suffix(&self.path, ".tmp");
-        let mut file = safe_file::create_fresh(&tmp, 0o600).map_err(|e| self.error(e))?;
+        for mark in used {
+            disk.used
+                .insert(render(&mut text, &Record::Used((*mark).clone())));
+        }
+        let mut file = safe_file::create_fresh(tmp, 0o600)?;
         let end = text.len() as u64;
-        file.write_all(text.as_bytes()).map_err(|e| self.error(e))?;
-        write_zeros(&file, end, end + SPARE).map_err(|e| self.error(e))?;
-        file.sync_all().map_err(|e| self.error(e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.error(e))?;
+        file.write_all(text.as_bytes())?;
+        write_zeros(&file, end, end + SPARE)?;
+        file.sync_all()?;
+        std::fs::rename(tmp, &self.path)?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
@@ -210,17 +373,70 @@ impl Journal {
         self.file = file;
         self.end = end;
         self.len = end + SPARE;
+        self.prefix.clear();
+        self.disk = disk;
         Ok(())
+    }
+
+    /// The file system is full: appends to the old file what makes it hold
+    /// `stops` and `used` (removals of stops it has that are gone, the adds
+    /// it lacks, the marks it lacks), within the zeros written ahead.
+    fn rewrite_in_place(
+        &mut self,
+        stops: &[(u64, Entry)],
+        used: &[&UsedMark],
+    ) -> Result<Rewritten, JournalError> {
+        let wanted: HashSet<u64> = stops.iter().map(|(k, _)| *k).collect();
+        let mut gone: Vec<u64> = self
+            .disk
+            .stops
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        let mut diff: Vec<Record> = gone.into_iter().map(Record::Remove).collect();
+        let mut scratch = String::new();
+        for (key, entry) in stops {
+            let add = Record::Add(*key, entry.clone());
+            scratch.clear();
+            if self.disk.stops.get(key) != Some(&render(&mut scratch, &add)) {
+                diff.push(add);
+            }
+        }
+        for mark in used {
+            let mark = Record::Used((*mark).clone());
+            scratch.clear();
+            if !self.disk.used.contains(&render(&mut scratch, &mark)) {
+                diff.push(mark);
+            }
+        }
+        self.append(&diff)?;
+        let first = !self.in_place;
+        self.in_place = true;
+        Ok(Rewritten::InPlace {
+            reserve: self.len.saturating_sub(self.end),
+            first,
+        })
     }
 }
 
 /// Reads a journal without locking it (for `--status`).
-pub fn read(path: &Path) -> io::Result<(Vec<Entry>, Vec<String>)> {
+pub fn read(path: &Path) -> io::Result<Contents> {
     Ok(parse(&std::fs::read(path)?))
+}
+
+/// The file system (or the quota) has no room: the error a rewrite falls
+/// back from, and the one that spends the reserve.
+fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 /// Writes zeros over `from..to` of `file` (not synced).
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
     let zeros = vec![0u8; (to - from) as usize];
     file.write_all_at(&zeros, from)
 }
@@ -241,10 +457,21 @@ fn nanos(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-fn render(text: &mut String, record: &Record) {
+/// The checksum of a record's text: the first 8 bytes of its SHA-256.
+fn checksum(payload: &str) -> u64 {
+    let digest = Sha256::digest(payload.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// Appends `record` as one line, with its checksum, as the journal writes
+/// it (public for the fuzz target); returns the checksum.
+pub fn render(text: &mut String, record: &Record) -> u64 {
     use std::fmt::Write as _;
+    let start = text.len();
     let _ = match record {
-        Record::Add(key, e) => writeln!(
+        Record::Add(key, e) => write!(
             text,
             "+\t{key}\t{}\t{}\t{}\t{}",
             nanos(e.due),
@@ -252,57 +479,149 @@ fn render(text: &mut String, record: &Record) {
             escape(&e.door),
             escape(&e.command)
         ),
-        Record::Remove(key) => writeln!(text, "-\t{key}"),
+        Record::Remove(key) => write!(text, "-\t{key}"),
+        Record::Used(m) => write!(
+            text,
+            "u\t{}\t{}\t{}",
+            escape(&m.door),
+            m.period,
+            nanos(m.keep_until)
+        ),
     };
+    let check = checksum(&text[start..]);
+    let _ = writeln!(text, "\t{check:016x}");
+    check
 }
 
-/// The stops a journal holds: its adds not removed, in the order they were
-/// first added; and the lines that could not be read (not UTF-8, or not a
-/// record).
-fn parse(bytes: &[u8]) -> (Vec<Entry>, Vec<String>) {
-    // Key -> (order first seen, entry).
-    let mut live: BTreeMap<u64, (usize, Entry)> = BTreeMap::new();
+/// What a journal's bytes hold: its contents, and what the file has on
+/// disk for a rewrite in place to go on from.
+struct Folded {
+    contents: Contents,
+    disk: OnDisk,
+    /// The version of the last header (0: none).
+    version: u32,
+    /// The length of the whole lines: where a torn last line starts.
+    whole: usize,
+}
+
+/// What a journal holds: the stops and used marks its records leave, and
+/// the lines that could not be read (torn, damaged, not UTF-8, or not a
+/// record). Never panics, whatever the bytes.
+pub fn parse(bytes: &[u8]) -> Contents {
+    fold(bytes).contents
+}
+
+fn fold(bytes: &[u8]) -> Folded {
+    // Key -> (order first seen, entry, checksum).
+    let mut live: BTreeMap<u64, (usize, Entry, u64)> = BTreeMap::new();
+    // (door, period) -> (order first seen, mark); and the checksums.
+    let mut marks: HashMap<(String, u64), (usize, UsedMark)> = HashMap::new();
+    let mut used_checks = HashSet::new();
     let mut problems = Vec::new();
     let malformed = |i: usize| format!("line {}: malformed entry skipped", i + 1);
-    let mut lines: Vec<&[u8]> = records(bytes).split(|b| *b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    for (i, line) in lines.into_iter().enumerate() {
+    let records = records(bytes);
+    let mut lines: Vec<&[u8]> = records.split(|b| *b == b'\n').collect();
+    // What follows the last newline was cut short: never applied.
+    let torn = lines.pop().filter(|l| !l.is_empty());
+    let mut version = 0;
+    for (i, line) in lines.iter().enumerate() {
         let Ok(line) = std::str::from_utf8(line) else {
             problems.push(malformed(i));
             continue;
         };
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() || line.starts_with('#') {
+        if line.starts_with('#') {
+            if let Some(v) = line.strip_prefix(HEADER_PREFIX) {
+                version = v.trim_end_matches('\r').parse().unwrap_or(version);
+            }
             continue;
         }
-        match parse_line(line) {
-            Some(Record::Add(key, entry)) => {
-                let order = live.get(&key).map_or(i, |(o, _)| *o);
-                live.insert(key, (order, entry));
+        let record = match checked(line) {
+            Some((payload, check)) => parse_record(payload).map(|r| (r, check)),
+            None if version >= CHECKED => None,
+            None => {
+                // v1 and v2: no checksum.
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                if line.is_empty() {
+                    continue;
+                }
+                let check = checksum(line);
+                match parse_record(line) {
+                    Some(r @ (Record::Add(..) | Record::Remove(_))) => Some((r, check)),
+                    Some(Record::Used(_)) => None,
+                    // v1: an entry of its own, never removed by key.
+                    None => parse_entry(line).map(|e| (Record::Add(u64::MAX - i as u64, e), check)),
+                }
             }
-            Some(Record::Remove(key)) => {
+        };
+        match record {
+            Some((Record::Add(key, entry), check)) => {
+                let order = live.get(&key).map_or(i, |(o, ..)| *o);
+                live.insert(key, (order, entry, check));
+            }
+            Some((Record::Remove(key), _)) => {
                 live.remove(&key);
             }
-            // v1: an entry of its own, never removed by key.
-            None => match parse_entry(line) {
-                Some(entry) => {
-                    live.insert(u64::MAX - i as u64, (i, entry));
-                }
-                None => problems.push(malformed(i)),
-            },
+            Some((Record::Used(mark), check)) => {
+                used_checks.insert(check);
+                let at = marks
+                    .entry((mark.door.clone(), mark.period))
+                    .or_insert((i, mark.clone()));
+                at.1.keep_until = at.1.keep_until.max(mark.keep_until);
+            }
+            None => problems.push(malformed(i)),
         }
     }
-    let mut entries: Vec<(usize, Entry)> = live.into_values().collect();
-    entries.sort_by_key(|(order, _)| *order);
-    (entries.into_iter().map(|(_, e)| e).collect(), problems)
+    if torn.is_some() {
+        problems.push(format!("line {}: {TORN}", lines.len() + 1));
+    }
+    let disk = OnDisk {
+        stops: live.iter().map(|(k, (_, _, c))| (*k, *c)).collect(),
+        used: used_checks,
+    };
+    let mut stops: Vec<(usize, Entry)> = live.into_values().map(|(o, e, _)| (o, e)).collect();
+    stops.sort_by_key(|(order, _)| *order);
+    let mut used: Vec<(usize, UsedMark)> = marks.into_values().collect();
+    used.sort_by_key(|(order, _)| *order);
+    Folded {
+        contents: Contents {
+            stops: stops.into_iter().map(|(_, e)| e).collect(),
+            used: used.into_iter().map(|(_, m)| m).collect(),
+            problems,
+        },
+        disk,
+        version,
+        whole: records.len() - torn.map_or(0, <[u8]>::len),
+    }
 }
 
-fn parse_line(line: &str) -> Option<Record> {
+/// A line's payload and checksum, when it ends in a checksum that matches.
+fn checked(line: &str) -> Option<(&str, u64)> {
+    let (payload, hex) = line.rsplit_once('\t')?;
+    if hex.len() != CHECK_LEN || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let check = u64::from_str_radix(hex, 16).ok()?;
+    (checksum(payload) == check).then_some((payload, check))
+}
+
+fn parse_record(line: &str) -> Option<Record> {
     if let Some(rest) = line.strip_prefix("+\t") {
         let (key, entry) = rest.split_once('\t')?;
         return Some(Record::Add(key.parse().ok()?, parse_entry(entry)?));
+    }
+    if let Some(rest) = line.strip_prefix("u\t") {
+        let mut f = rest.split('\t');
+        let door = unescape(f.next()?)?;
+        let period = f.next()?.parse().ok()?;
+        let keep: u64 = f.next()?.parse().ok()?;
+        if f.next().is_some() {
+            return None;
+        }
+        return Some(Record::Used(UsedMark {
+            door,
+            period,
+            keep_until: UNIX_EPOCH + Duration::from_nanos(keep),
+        }));
     }
     let key = line.strip_prefix("-\t")?;
     Some(Record::Remove(key.parse().ok()?))
