@@ -188,6 +188,7 @@ impl Run {
                 ),
                 Effect::ReopenLog => "reopen-log".to_string(),
                 Effect::SetSyslog(on) => format!("syslog {}", if on { "on" } else { "off" }),
+                Effect::SetLogFormat(f) => format!("log-format {f:?}"),
                 Effect::Readiness(r) => match r {
                     Readiness::Reloading => "reloading",
                     Readiness::Ready => "ready",
@@ -365,6 +366,8 @@ fn run_fixture(name: &str) {
         interfaces_from_cli: false,
         log_file: None,
         log_file_from_cli: false,
+        log_format: knockd::core::config::LogFormat::Text,
+        log_format_from_cli: false,
         state_file: PathBuf::from("/var/lib/knockd/state"),
         // Fixture times are Unix times.
         wall_offset: 0,

@@ -159,6 +159,8 @@ fn settings(cli: &Cli, config: &Config, choice: Choice) -> Settings {
         interfaces_from_cli: !cli.interfaces.is_empty(),
         log_file: cli.log_file(&config.options),
         log_file_from_cli: cli.logfile.is_some(),
+        log_format: cli.log_format(&config.options),
+        log_format_from_cli: cli.log_format.is_some(),
         only_v4: cli.only_ip_v4,
         debug: cli.debug,
         verbose: cli.verbose,

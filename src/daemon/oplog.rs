@@ -1,5 +1,7 @@
 //! The operator log: knockd's messages, in knockd's format, to the log
-//! file, syslog and (with `-v`) stdout.
+//! file, syslog and (with `-v`) stdout; with `LogFormat = json`, one JSON
+//! object per line to the file and stdout (syslog keeps the text); under
+//! systemd, natively to the journal.
 //!
 //! Scripts and log watchers match these lines, so the text comes from the
 //! engine's `Event` display unchanged and each file line is
@@ -12,8 +14,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::daemon::clock::log_stamp;
+use crate::core::config::LogFormat;
+use crate::core::service::{journal_entry, json_line, Notice};
+use crate::daemon::clock::{log_stamp, rfc3339};
 use crate::daemon::file_error::FileError;
+use crate::daemon::journald::Journald;
 
 /// The log file could not be opened: the daemon does not start (knockd 0.8
 /// prints a warning and runs without its log, so watchers see nothing).
@@ -33,6 +38,9 @@ pub struct OperatorLog {
     verbose: bool,
     /// Stdout lines carry the log file's stamp (replay: the capture's time).
     stamp_stdout: bool,
+    format: LogFormat,
+    /// Under systemd: the journal, written natively.
+    journal: Option<Journald>,
 }
 
 impl OperatorLog {
@@ -54,6 +62,8 @@ impl OperatorLog {
             syslog,
             verbose,
             stamp_stdout: false,
+            format: LogFormat::Text,
+            journal: None,
         })
     }
 
@@ -66,18 +76,56 @@ impl OperatorLog {
         Ok(log)
     }
 
-    /// Writes one message stamped with `at`. A write error (a full disk) is
-    /// reported on stderr, once until the file takes lines again, and never
-    /// stops or delays the daemon: knocks keep being served, doors opened.
+    /// Writes `notice` (with `-l`'s `host` for its knocker, if known),
+    /// stamped with `at`, everywhere it goes, in the configured format.
+    ///
+    /// Under systemd (see [`Journald`]) the copies that would reach the
+    /// journal as text (stdout when it is the journal stream, syslog when
+    /// `/dev/log` is journald's) are replaced by one native entry with
+    /// fields, so each line is in the journal once. If the journal does
+    /// not take the entry, the text copies are written as before.
+    pub fn notice(&mut self, at: SystemTime, notice: &Notice, host: Option<&str>) {
+        let text = notice.with_host(host).to_string();
+        let json = match self.format {
+            LogFormat::Text => None,
+            LogFormat::Json => Some(json_line(&rfc3339(at), notice, host, &text)),
+        };
+        let (mut stdout, mut syslog) = (self.verbose, self.syslog);
+        if let Some(j) = &self.journal {
+            let replaces_stdout = stdout && j.stdout_is_journal;
+            let replaces_syslog = syslog && j.syslog_is_journal;
+            if (replaces_stdout || replaces_syslog)
+                && j.send(&journal_entry(notice, host, &text)).is_ok()
+            {
+                stdout &= !replaces_stdout;
+                syslog &= !replaces_syslog;
+            }
+        }
+        self.write(at, &text, json.as_deref(), stdout, syslog);
+    }
+
+    /// Writes one plain message stamped with `at`, as text.
+    #[cfg(test)]
     pub fn line(&mut self, at: SystemTime, msg: &str) {
-        if self.verbose {
-            let _ = if self.stamp_stdout {
-                writeln!(std::io::stdout().lock(), "{} {msg}", log_stamp(at))
-            } else {
-                writeln!(std::io::stdout().lock(), "{msg}")
+        self.write(at, msg, None, self.verbose, self.syslog);
+    }
+
+    /// Writes `msg` (or, in JSON format, `json`) to stdout if `stdout`,
+    /// syslog (always the text) if `syslog`, and the log file. A write
+    /// error (a full disk) is reported on stderr, once until the file takes
+    /// lines again, and never stops or delays the daemon: knocks keep being
+    /// served, doors opened.
+    fn write(&mut self, at: SystemTime, msg: &str, json: Option<&str>, stdout: bool, syslog: bool) {
+        if stdout {
+            let _ = match json {
+                Some(json) => writeln!(std::io::stdout().lock(), "{json}"),
+                None if self.stamp_stdout => {
+                    writeln!(std::io::stdout().lock(), "{} {msg}", log_stamp(at))
+                }
+                None => writeln!(std::io::stdout().lock(), "{msg}"),
             };
         }
-        if self.syslog {
+        if syslog {
             if let Ok(c) = CString::new(msg.replace('\0', "")) {
                 // SAFETY: "%s" with one valid NUL-terminated C string.
                 unsafe { libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), c.as_ptr()) };
@@ -87,7 +135,10 @@ impl OperatorLog {
             // One write per line, so concurrent appenders never interleave
             // inside a line.
             let nl = if self.torn { "\n" } else { "" };
-            let text = format!("{nl}{} {msg}\n", log_stamp(at));
+            let text = match json {
+                Some(json) => format!("{nl}{json}\n"),
+                None => format!("{nl}{} {msg}\n", log_stamp(at)),
+            };
             let (done, result) = write_some(file, text.as_bytes());
             match result {
                 Ok(()) => {
@@ -119,6 +170,17 @@ impl OperatorLog {
                 }
             }
         }
+    }
+
+    /// Writes lines in `format` from now on (`LogFormat`, `--log-format`).
+    pub fn set_format(&mut self, format: LogFormat) {
+        self.format = format;
+    }
+
+    /// Sends lines to the systemd journal natively (see
+    /// [`OperatorLog::notice`]); `None`: not under systemd.
+    pub fn set_journal(&mut self, journal: Option<Journald>) {
+        self.journal = journal;
     }
 
     /// Reopens the log file (SIGHUP after logrotate), creating it again if
