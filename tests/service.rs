@@ -433,6 +433,7 @@ fixture_tests!(
     recovery_keeps_stops_not_yet_due,
     reload_keeps_door_identity,
     reload_settings_that_need_a_restart,
+    reload_takes_log_format,
     replay_uses_capture_time,
     restored_stops_do_not_count_as_open,
     restored_stops_run_on_time,

@@ -90,17 +90,12 @@ impl OperatorLog {
             LogFormat::Text => None,
             LogFormat::Json => Some(json_line(&rfc3339(at), notice, host, &text)),
         };
-        let (mut stdout, mut syslog) = (self.verbose, self.syslog);
-        if let Some(j) = &self.journal {
-            let replaces_stdout = stdout && j.stdout_is_journal;
-            let replaces_syslog = syslog && j.syslog_is_journal;
-            if (replaces_stdout || replaces_syslog)
-                && j.send(&journal_entry(notice, host, &text)).is_ok()
-            {
-                stdout &= !replaces_stdout;
-                syslog &= !replaces_syslog;
-            }
-        }
+        let (stdout, syslog) = match &self.journal {
+            Some(j) => text_copies(self.verbose, self.syslog, j, || {
+                j.send(&journal_entry(notice, host, &text)).is_ok()
+            }),
+            None => (self.verbose, self.syslog),
+        };
         self.write(at, &text, json.as_deref(), stdout, syslog);
     }
 
@@ -240,6 +235,25 @@ fn write_some(file: &mut File, buf: &[u8]) -> (usize, std::io::Result<()>) {
     (done, Ok(()))
 }
 
+/// Under systemd: sends the journal entry (`send`) when a copy of the
+/// line would reach the journal as text anyway, and says which text copies
+/// (stdout, syslog) are still to be written: those the entry does not
+/// replace, or all of them when the journal did not take it.
+fn text_copies(
+    stdout: bool,
+    syslog: bool,
+    j: &Journald,
+    send: impl FnOnce() -> bool,
+) -> (bool, bool) {
+    let replaces_stdout = stdout && j.stdout_is_journal;
+    let replaces_syslog = syslog && j.syslog_is_journal;
+    if (replaces_stdout || replaces_syslog) && send() {
+        (stdout && !replaces_stdout, syslog && !replaces_syslog)
+    } else {
+        (stdout, syslog)
+    }
+}
+
 fn open_append(path: &Path) -> Result<File, LogOpenError> {
     // Never through a symbolic link: root appending to whatever a link in
     // a writable log directory points at is a classic takeover.
@@ -270,6 +284,71 @@ mod tests {
             format!("{stamp} openSSH: running command: /bin/true")
         );
         assert_eq!(lines[2], format!("{stamp} 192.0.2.1: openSSH: OPEN SESAME"));
+    }
+
+    #[test]
+    fn under_systemd_each_line_reaches_the_journal_once() {
+        use std::os::unix::net::UnixDatagram;
+        let journal = |stdout_j, syslog_j| {
+            Journald::connected(UnixDatagram::pair().unwrap().0, stdout_j, syslog_j)
+        };
+        // (-v, UseSyslog, stdout is the journal, /dev/log is journald's,
+        //  the journal takes the entry) -> (entry sent, stdout, syslog).
+        let cases = [
+            // -v to the journal stream: the entry replaces the stdout copy.
+            ((true, false, true, true, true), (true, false, false)),
+            // UseSyslog to journald: the entry replaces the syslog copy.
+            ((false, true, false, true, true), (true, false, false)),
+            // Both: one entry, neither text copy.
+            ((true, true, true, true, true), (true, false, false)),
+            // -v to a stdout that is not the journal (stderr is): stdout
+            // keeps its copy; syslog to journald is replaced.
+            ((true, true, false, true, true), (true, true, false)),
+            // Nothing would reach the journal: nothing is sent.
+            ((false, false, true, true, true), (false, false, false)),
+            ((false, true, true, false, true), (false, false, true)),
+            // The journal refuses: the text copies are written instead.
+            ((true, true, true, true, false), (true, true, true)),
+        ];
+        for ((v, sl, sj, lj, takes), want) in cases {
+            let mut sent = false;
+            let (out, sys) = text_copies(v, sl, &journal(sj, lj), || {
+                sent = true;
+                takes
+            });
+            assert_eq!((sent, out, sys), want, "{:?}", (v, sl, sj, lj, takes));
+        }
+    }
+
+    #[test]
+    fn json_lines_go_to_the_file_whole_and_text_stays_the_default() {
+        use crate::core::engine::Event;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        let mut log = OperatorLog::open(Some(&path), false, false).unwrap();
+        let n = Notice::Event(Event::OpenSesame {
+            src: "192.0.2.1".parse().unwrap(),
+            door: "ssh".into(),
+        });
+        let at = SystemTime::now();
+        log.notice(at, &n, None);
+        log.set_format(LogFormat::Json);
+        log.notice(at, &n, Some("h.example"));
+        log.set_format(LogFormat::Text);
+        log.notice(at, &n, None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let stamp = log_stamp(at);
+        assert_eq!(lines[0], format!("{stamp} 192.0.2.1: ssh: OPEN SESAME"));
+        assert_eq!(
+            lines[1],
+            format!(
+                r#"{{"time":"{}","event":"open_sesame","ip":"192.0.2.1","host":"h.example","door":"ssh","message":"192.0.2.1 (h.example): ssh: OPEN SESAME"}}"#,
+                rfc3339(at)
+            )
+        );
+        assert_eq!(lines[2], lines[0]);
+        assert_eq!(lines.len(), 3);
     }
 
     #[test]
