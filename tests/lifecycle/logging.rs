@@ -354,3 +354,110 @@ fn log_format_json_writes_one_object_per_line_with_the_text_line_as_message() {
         "{json_text}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 12. journald, natively
+
+/// Fields of a journal native-protocol datagram: `KEY=value\n`, or `KEY\n`,
+/// a 64-bit little-endian length, the value and `\n`.
+fn journal_fields(mut d: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while !d.is_empty() {
+        let nl = d.iter().position(|&b| b == b'\n').expect("field ends");
+        let line = &d[..nl];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            out.push((
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            ));
+            d = &d[nl + 1..];
+        } else {
+            let rest = &d[nl + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            out.push((
+                String::from_utf8_lossy(line).into_owned(),
+                String::from_utf8_lossy(&rest[8..8 + len]).into_owned(),
+            ));
+            assert_eq!(rest[8 + len], b'\n');
+            d = &rest[8 + len + 1..];
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs root: packet injection, live capture on lo, a mount namespace"]
+fn under_systemd_each_line_goes_to_the_journal_once_with_fields() {
+    use std::os::unix::fs::MetadataExt;
+    require_root("packet injection, live capture on lo, a mount namespace");
+    let dir = test_dir();
+    let p = d(dir.path());
+    // A journal socket in the test's directory, mounted (in a private
+    // mount namespace, over a tmpfs /run) where journald's would be.
+    let jdir = dir.path().join("journal");
+    fs::create_dir(&jdir).unwrap();
+    let sink = UnixDatagram::bind(jdir.join("socket")).expect("bind the journal socket");
+    // systemd's $JOURNAL_STREAM: the device and inode of stdout, which
+    // Daemon::launch reopens (truncates) in place.
+    let stdout = dir.path().join("knockd.stdout");
+    fs::write(&stdout, "").unwrap();
+    let meta = fs::metadata(&stdout).unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && \
+         mount --bind \"$0\" /run/systemd/journal && \
+         JOURNAL_STREAM={stream} exec \"$@\""
+    );
+    let launch = Launch::Wrapped(vec![
+        "unshare".into(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        script,
+        jdir.display().to_string(),
+    ]);
+    let conf = door(
+        "jrnl",
+        [7571, 7572, 7573],
+        &format!("\tStart_Command = touch {p}/opened-%IP%\n"),
+    );
+    let mut daemon = Daemon::launch(dir.path(), launch, &["-i", "lo", "-v"], &conf);
+    let mut inj = Injector::lo();
+    inj.knock_from(src(41), &[7571, 7572, 7573]);
+    daemon.wait_for_file(&dir.path().join("opened-127.0.1.41"));
+    let msgs = daemon.stop();
+
+    sink.set_nonblocking(true).unwrap();
+    let mut entries = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = sink.recv(&mut buf) {
+        entries.push(journal_fields(&buf[..n]));
+        assert!(entries.len() < 1000);
+    }
+    let field = |e: &[(String, String)], k: &str| {
+        e.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    // Every line once, in order, the text line as MESSAGE.
+    let messages: Vec<String> = entries
+        .iter()
+        .map(|e| field(e, "MESSAGE").expect("MESSAGE"))
+        .collect();
+    assert_eq!(messages, msgs);
+    for e in &entries {
+        assert_eq!(field(e, "PRIORITY").as_deref(), Some("5"));
+        assert_eq!(field(e, "SYSLOG_IDENTIFIER").as_deref(), Some("knockd"));
+        assert!(field(e, "KNOCKD_EVENT").is_some(), "{e:?}");
+    }
+    let open = entries
+        .iter()
+        .find(|e| field(e, "KNOCKD_EVENT").as_deref() == Some("open_sesame"))
+        .expect("an open_sesame entry");
+    assert_eq!(field(open, "KNOCKD_IP").as_deref(), Some("127.0.1.41"));
+    assert_eq!(field(open, "KNOCKD_DOOR").as_deref(), Some("jrnl"));
+    // ... and not a second time as text through stdout (the journal
+    // stream): only knockd 0.8's own `-v` line is there.
+    let out = fs::read_to_string(&stdout).unwrap();
+    assert_eq!(out, "listening on lo...\n");
+}
