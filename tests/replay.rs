@@ -727,3 +727,64 @@ fn diagnostics_follow_debug_flag_and_rust_log() {
         "unparsable: the default"
     );
 }
+
+#[path = "support/json.rs"]
+#[allow(dead_code)]
+mod json;
+
+/// `--read --log-format json`: stdout is one JSON object per line, stamped
+/// with the capture's time, each `message` the line the text format
+/// writes; the closing summary goes to stderr, so stdout stays JSON.
+#[test]
+fn replay_in_json_writes_only_objects_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = |l4| ipv4("127.0.0.1", "192.0.2.1", l4, 0);
+    let frames = vec![
+        (0, Link::Ethernet.frame(&ip(tcp(7000, SYN)))),
+        (100, Link::Ethernet.frame(&ip(udp(8000)))),
+        (200, Link::Ethernet.frame(&ip(tcp(9000, SYN)))),
+    ];
+    let text = replay(dir.path(), "text", 1, &frames, &["-l"]);
+    let pcap = dir.path().join("json.pcap");
+    write_pcap(&pcap, 1, &frames);
+    let conf = dir.path().join("knockd.conf");
+    let out = Command::new(env!("CARGO_BIN_EXE_knockd"))
+        .args([
+            "--read".as_ref(),
+            pcap.as_os_str(),
+            "-c".as_ref(),
+            conf.as_os_str(),
+        ])
+        .args(["-l", "--log-format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let objects: Vec<json::Json> = stdout
+        .lines()
+        .map(|l| json::parse(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let messages: Vec<&str> = objects.iter().map(|o| o.str("message").unwrap()).collect();
+    assert_eq!(messages, text[..text.len() - 1]);
+    for o in &objects {
+        let time = o.str("time").unwrap();
+        assert!(time.starts_with("2023-11-1"), "capture time: {time}");
+    }
+    let open = &objects[3];
+    assert_eq!(open.str("event"), Some("open_sesame"));
+    assert_eq!(
+        open.keys(),
+        ["time", "event", "ip", "host", "door", "message"]
+    );
+    assert_eq!(open.str("host"), Some("localhost"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().last(),
+        Some(format!("{}: 3 frames, 3 knocks, 1 doors opened", pcap.display()).as_str()),
+        "{stderr}"
+    );
+}

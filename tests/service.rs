@@ -188,6 +188,7 @@ impl Run {
                 ),
                 Effect::ReopenLog => "reopen-log".to_string(),
                 Effect::SetSyslog(on) => format!("syslog {}", if on { "on" } else { "off" }),
+                Effect::SetLogFormat(f) => format!("log-format {f:?}"),
                 Effect::Readiness(r) => match r {
                     Readiness::Reloading => "reloading",
                     Readiness::Ready => "ready",
@@ -365,6 +366,8 @@ fn run_fixture(name: &str) {
         interfaces_from_cli: false,
         log_file: None,
         log_file_from_cli: false,
+        log_format: knockd::core::config::LogFormat::Text,
+        log_format_from_cli: false,
         state_file: PathBuf::from("/var/lib/knockd/state"),
         // Fixture times are Unix times.
         wall_offset: 0,
@@ -430,6 +433,7 @@ fixture_tests!(
     recovery_keeps_stops_not_yet_due,
     reload_keeps_door_identity,
     reload_settings_that_need_a_restart,
+    reload_takes_log_format,
     replay_uses_capture_time,
     restored_stops_do_not_count_as_open,
     restored_stops_run_on_time,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use knockd::core::config::{self, Config, Warning};
+use knockd::core::config::{self, Config, LogFormat, Warning};
 use knockd::core::iface::{self, Choice};
 use knockd::daemon::cli::{
     self, Cli, EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_OSERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
@@ -159,6 +159,8 @@ fn settings(cli: &Cli, config: &Config, choice: Choice) -> Settings {
         interfaces_from_cli: !cli.interfaces.is_empty(),
         log_file: cli.log_file(&config.options),
         log_file_from_cli: cli.logfile.is_some(),
+        log_format: cli.log_format(&config.options),
+        log_format_from_cli: cli.log_format.is_some(),
         only_v4: cli.only_ip_v4,
         debug: cli.debug,
         verbose: cli.verbose,
@@ -327,13 +329,19 @@ fn replay(cli: &Cli, config: &Config) -> ExitCode {
     let settings = settings(cli, config, named(cli, config));
     match knockd::daemon::replay::replay(&settings, config, path) {
         Ok(s) => {
-            print_line(format_args!(
+            let summary = format!(
                 "{}: {} frames, {} knocks, {} doors opened",
                 path.display(),
                 s.frames,
                 s.knocks,
                 s.opened
-            ));
+            );
+            // In JSON, stdout holds the log's objects only (for jq and
+            // friends); the summary, not a log line, goes to stderr.
+            match cli.log_format(&config.options) {
+                LogFormat::Text => print_line(summary),
+                LogFormat::Json => eprint_line(summary),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),

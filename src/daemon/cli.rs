@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-use crate::core::config::{Options, DEFAULT_PID_FILE};
+use crate::core::config::{LogFormat, Options, DEFAULT_PID_FILE};
 
 /// Config path when `-c` is not given, as knockd.
 pub const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
@@ -71,6 +71,11 @@ pub struct Cli {
     #[arg(short = 'g', long, value_name = "FILE")]
     pub logfile: Option<PathBuf>,
 
+    /// log lines as text (knockd's) or json (one object per line, with
+    /// fields); wins over LogFormat
+    #[arg(long, value_name = "FORMAT", value_parser = log_format)]
+    pub log_format: Option<LogFormat>,
+
     /// do not track ipv6
     #[arg(short = '4', long = "only-ip-v4")]
     pub only_ip_v4: bool,
@@ -122,6 +127,11 @@ where
     Cli::try_parse_from(args)
 }
 
+/// `--log-format`: `text` or `json`.
+fn log_format(s: &str) -> Result<LogFormat, String> {
+    LogFormat::parse(s).ok_or_else(|| format!("\"{s}\" is not a log format (text or json)"))
+}
+
 /// `-i ""` would later fail as "no such device"; say so where it is typed.
 fn interface_name(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
@@ -160,6 +170,11 @@ impl Cli {
     /// [`Cli::pid_file`]).
     pub fn log_file(&self, options: &Options) -> Option<PathBuf> {
         self.logfile.clone().or_else(|| options.log_file.clone())
+    }
+
+    /// The log format: `--log-format`, then `LogFormat`, then text.
+    pub fn log_format(&self, options: &Options) -> LogFormat {
+        self.log_format.unwrap_or(options.log_format)
     }
 }
 
@@ -331,6 +346,7 @@ mod tests {
             "-p, --pidfile <FILE>",
             "-g, --logfile <FILE>",
             "-4, --only-ip-v4",
+            "--log-format <FORMAT>",
             "--check",
             "-V, --version",
             "-h, --help",
@@ -369,5 +385,26 @@ mod tests {
         assert_eq!(flags.interfaces(&options), ["wlan0"]);
         assert_eq!(flags.pid_file(&options), PathBuf::from("/run/cli.pid"));
         assert_eq!(flags.log_file(&options), Some("/tmp/cli.log".into()));
+    }
+
+    #[test]
+    fn log_format_flag_wins_over_log_format_option() {
+        let mut options = Options::default();
+        assert_eq!(parse(&[]).log_format(&options), LogFormat::Text);
+        options.log_format = LogFormat::Json;
+        assert_eq!(parse(&[]).log_format(&options), LogFormat::Json);
+        let text = parse(&["--log-format", "text"]);
+        assert_eq!(text.log_format(&options), LogFormat::Text);
+        options.log_format = LogFormat::Text;
+        let json = parse(&["--log-format=json"]);
+        assert_eq!(json.log_format(&options), LogFormat::Json);
+        let Err(e) = parse_args(["knockd", "--log-format", "xml"]) else {
+            panic!("xml parsed");
+        };
+        assert!(
+            e.to_string()
+                .contains("\"xml\" is not a log format (text or json)"),
+            "{e}"
+        );
     }
 }

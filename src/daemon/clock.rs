@@ -125,6 +125,37 @@ pub fn debug_stamp(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
+/// RFC 3339 local time with milliseconds and the local offset
+/// (`2026-12-05T01:30:00.123+00:00`), the `time` of a JSON log line.
+pub fn rfc3339(t: SystemTime) -> String {
+    let (secs, millis) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as libc::time_t, d.subsec_millis()),
+        Err(e) => (-(e.duration().as_secs() as libc::time_t), 0),
+    };
+    // SAFETY: as in `local_time`: plain data, written by localtime_r.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            tm.tm_year = 70;
+            tm.tm_mday = 1;
+        }
+        tm
+    };
+    let off = tm.tm_gmtoff;
+    let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}{sign}{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec.min(59),
+        off / 3600,
+        off % 3600 / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +202,19 @@ mod tests {
         let at = Timestamp::from_nanos(1_700_000_000_500_000_000);
         let wall = TimeBase::Capture.wall(at);
         assert_eq!(TimeBase::Capture.engine_time(wall), at);
+    }
+
+    #[test]
+    fn rfc3339_has_millis_and_the_offset_of_the_log_stamp() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
+        let s = rfc3339(t);
+        assert_eq!(s.len(), 29, "{s}");
+        assert_eq!(&s[19..23], ".123", "{s}");
+        assert!(matches!(&s[23..24], "+" | "-"), "{s}");
+        assert_eq!(&s[26..27], ":", "{s}");
+        // The same local minute as the text line's stamp.
+        let stamp = log_stamp(t);
+        assert_eq!(&s[..10], &stamp[1..11]);
+        assert_eq!(&s[11..16], &stamp[12..17]);
     }
 }

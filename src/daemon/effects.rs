@@ -94,6 +94,7 @@ impl Executor {
                     }
                 }
                 Effect::SetSyslog(on) => self.out.log.set_syslog(on),
+                Effect::SetLogFormat(format) => self.out.log.set_format(format),
                 Effect::Readiness(r) => host.readiness(r),
             }
         }

@@ -122,8 +122,8 @@ impl Tagger {
         self.cache.insert(ip, name);
     }
 
-    /// The lines that can be written now, in order, rendered with names.
-    pub fn ready(&mut self, now: Timestamp) -> Vec<(SystemTime, String)> {
+    /// The lines that can be written now, in order, with names.
+    pub fn ready(&mut self, now: Timestamp) -> Vec<Tagged> {
         let mut buf = [0u8; 64];
         while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
         while let Ok((ip, name)) = self.answers.try_recv() {
@@ -140,31 +140,49 @@ impl Tagger {
             let Some(w) = self.waiting.pop_front() else {
                 break;
             };
-            out.push((w.wall, self.render(&w.line)));
+            out.push(self.tag(w));
         }
         out
     }
 
     /// Everything still waiting, with the names known so far (shutdown).
-    pub fn flush(&mut self) -> Vec<(SystemTime, String)> {
+    pub fn flush(&mut self) -> Vec<Tagged> {
         let lines: Vec<Waiting> = self.waiting.drain(..).collect();
-        lines
-            .iter()
-            .map(|w| (w.wall, self.render(&w.line)))
-            .collect()
+        lines.into_iter().map(|w| self.tag(w)).collect()
     }
 
-    fn render(&self, line: &Notice) -> String {
-        let host = line
+    fn tag(&self, w: Waiting) -> Tagged {
+        let host = w
+            .line
             .src()
             .and_then(|ip| self.cache.get(&ip))
-            .and_then(|n| n.as_deref());
-        line.with_host(host).to_string()
+            .and_then(Clone::clone);
+        Tagged {
+            wall: w.wall,
+            notice: w.line,
+            host,
+        }
     }
 
     /// When the oldest waiting line stops waiting.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.waiting.front().map(|w| w.deadline)
+    }
+}
+
+/// A line whose wait for its knocker's name is over: the name, if one
+/// was found, goes into the text (`IP (HOST): ...`) and the fields.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    pub wall: SystemTime,
+    pub notice: Notice,
+    pub host: Option<String>,
+}
+
+impl std::fmt::Display for Tagged {
+    /// The text line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.notice.with_host(self.host.as_deref()).fmt(f)
     }
 }
 
@@ -209,7 +227,7 @@ mod tests {
     fn wait_ready(t: &mut Tagger, now: Timestamp, n: usize) -> Vec<String> {
         let mut got = Vec::new();
         for _ in 0..500 {
-            got.extend(t.ready(now).into_iter().map(|(_, s)| s));
+            got.extend(t.ready(now).into_iter().map(|l| l.to_string()));
             if got.len() >= n {
                 break;
             }
@@ -322,7 +340,7 @@ mod tests {
         assert_eq!(
             t.ready(later)
                 .into_iter()
-                .map(|(_, s)| s)
+                .map(|l| l.to_string())
                 .collect::<Vec<_>>(),
             vec!["198.51.100.9: d: Stage 1"]
         );

@@ -21,6 +21,7 @@ pub mod footprint;
 pub mod frames;
 pub mod interfaces;
 pub mod journal;
+pub mod journald;
 pub mod lookup;
 pub mod netif;
 pub mod netwatch;

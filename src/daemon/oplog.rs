@@ -1,5 +1,7 @@
 //! The operator log: knockd's messages, in knockd's format, to the log
-//! file, syslog and (with `-v`) stdout.
+//! file, syslog and (with `-v`) stdout; with `LogFormat = json`, one JSON
+//! object per line to the file and stdout (syslog keeps the text); under
+//! systemd, natively to the journal.
 //!
 //! Scripts and log watchers match these lines, so the text comes from the
 //! engine's `Event` display unchanged and each file line is
@@ -12,8 +14,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::daemon::clock::log_stamp;
+use crate::core::config::LogFormat;
+use crate::core::service::{journal_entry, json_line, Notice};
+use crate::daemon::clock::{log_stamp, rfc3339};
 use crate::daemon::file_error::FileError;
+use crate::daemon::journald::Journald;
 
 /// The log file could not be opened: the daemon does not start (knockd 0.8
 /// prints a warning and runs without its log, so watchers see nothing).
@@ -33,6 +38,9 @@ pub struct OperatorLog {
     verbose: bool,
     /// Stdout lines carry the log file's stamp (replay: the capture's time).
     stamp_stdout: bool,
+    format: LogFormat,
+    /// Under systemd: the journal, written natively.
+    journal: Option<Journald>,
 }
 
 impl OperatorLog {
@@ -54,6 +62,8 @@ impl OperatorLog {
             syslog,
             verbose,
             stamp_stdout: false,
+            format: LogFormat::Text,
+            journal: None,
         })
     }
 
@@ -66,18 +76,51 @@ impl OperatorLog {
         Ok(log)
     }
 
-    /// Writes one message stamped with `at`. A write error (a full disk) is
-    /// reported on stderr, once until the file takes lines again, and never
-    /// stops or delays the daemon: knocks keep being served, doors opened.
+    /// Writes `notice` (with `-l`'s `host` for its knocker, if known),
+    /// stamped with `at`, everywhere it goes, in the configured format.
+    ///
+    /// Under systemd (see [`Journald`]) the copies that would reach the
+    /// journal as text (stdout when it is the journal stream, syslog when
+    /// `/dev/log` is journald's) are replaced by one native entry with
+    /// fields, so each line is in the journal once. If the journal does
+    /// not take the entry, the text copies are written as before.
+    pub fn notice(&mut self, at: SystemTime, notice: &Notice, host: Option<&str>) {
+        let text = notice.with_host(host).to_string();
+        let json = match self.format {
+            LogFormat::Text => None,
+            LogFormat::Json => Some(json_line(&rfc3339(at), notice, host, &text)),
+        };
+        let (stdout, syslog) = match &self.journal {
+            Some(j) => text_copies(self.verbose, self.syslog, j, || {
+                j.send(&journal_entry(notice, host, &text)).is_ok()
+            }),
+            None => (self.verbose, self.syslog),
+        };
+        self.write(at, &text, json.as_deref(), stdout, syslog);
+    }
+
+    /// Writes one plain message stamped with `at`, as text.
+    #[cfg(test)]
     pub fn line(&mut self, at: SystemTime, msg: &str) {
-        if self.verbose {
-            let _ = if self.stamp_stdout {
-                writeln!(std::io::stdout().lock(), "{} {msg}", log_stamp(at))
-            } else {
-                writeln!(std::io::stdout().lock(), "{msg}")
+        self.write(at, msg, None, self.verbose, self.syslog);
+    }
+
+    /// Writes `msg` (or, in JSON format, `json`) to stdout if `stdout`,
+    /// syslog (always the text) if `syslog`, and the log file. A write
+    /// error (a full disk) is reported on stderr, once until the file takes
+    /// lines again, and never stops or delays the daemon: knocks keep being
+    /// served, doors opened.
+    fn write(&mut self, at: SystemTime, msg: &str, json: Option<&str>, stdout: bool, syslog: bool) {
+        if stdout {
+            let _ = match json {
+                Some(json) => writeln!(std::io::stdout().lock(), "{json}"),
+                None if self.stamp_stdout => {
+                    writeln!(std::io::stdout().lock(), "{} {msg}", log_stamp(at))
+                }
+                None => writeln!(std::io::stdout().lock(), "{msg}"),
             };
         }
-        if self.syslog {
+        if syslog {
             if let Ok(c) = CString::new(msg.replace('\0', "")) {
                 // SAFETY: "%s" with one valid NUL-terminated C string.
                 unsafe { libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), c.as_ptr()) };
@@ -87,7 +130,10 @@ impl OperatorLog {
             // One write per line, so concurrent appenders never interleave
             // inside a line.
             let nl = if self.torn { "\n" } else { "" };
-            let text = format!("{nl}{} {msg}\n", log_stamp(at));
+            let text = match json {
+                Some(json) => format!("{nl}{json}\n"),
+                None => format!("{nl}{} {msg}\n", log_stamp(at)),
+            };
             let (done, result) = write_some(file, text.as_bytes());
             match result {
                 Ok(()) => {
@@ -119,6 +165,17 @@ impl OperatorLog {
                 }
             }
         }
+    }
+
+    /// Writes lines in `format` from now on (`LogFormat`, `--log-format`).
+    pub fn set_format(&mut self, format: LogFormat) {
+        self.format = format;
+    }
+
+    /// Sends lines to the systemd journal natively (see
+    /// [`OperatorLog::notice`]); `None`: not under systemd.
+    pub fn set_journal(&mut self, journal: Option<Journald>) {
+        self.journal = journal;
     }
 
     /// Reopens the log file (SIGHUP after logrotate), creating it again if
@@ -178,6 +235,25 @@ fn write_some(file: &mut File, buf: &[u8]) -> (usize, std::io::Result<()>) {
     (done, Ok(()))
 }
 
+/// Under systemd: sends the journal entry (`send`) when a copy of the
+/// line would reach the journal as text anyway, and says which text copies
+/// (stdout, syslog) are still to be written: those the entry does not
+/// replace, or all of them when the journal did not take it.
+fn text_copies(
+    stdout: bool,
+    syslog: bool,
+    j: &Journald,
+    send: impl FnOnce() -> bool,
+) -> (bool, bool) {
+    let replaces_stdout = stdout && j.stdout_is_journal;
+    let replaces_syslog = syslog && j.syslog_is_journal;
+    if (replaces_stdout || replaces_syslog) && send() {
+        (stdout && !replaces_stdout, syslog && !replaces_syslog)
+    } else {
+        (stdout, syslog)
+    }
+}
+
 fn open_append(path: &Path) -> Result<File, LogOpenError> {
     // Never through a symbolic link: root appending to whatever a link in
     // a writable log directory points at is a classic takeover.
@@ -208,6 +284,71 @@ mod tests {
             format!("{stamp} openSSH: running command: /bin/true")
         );
         assert_eq!(lines[2], format!("{stamp} 192.0.2.1: openSSH: OPEN SESAME"));
+    }
+
+    #[test]
+    fn under_systemd_each_line_reaches_the_journal_once() {
+        use std::os::unix::net::UnixDatagram;
+        let journal = |stdout_j, syslog_j| {
+            Journald::connected(UnixDatagram::pair().unwrap().0, stdout_j, syslog_j)
+        };
+        // (-v, UseSyslog, stdout is the journal, /dev/log is journald's,
+        //  the journal takes the entry) -> (entry sent, stdout, syslog).
+        let cases = [
+            // -v to the journal stream: the entry replaces the stdout copy.
+            ((true, false, true, true, true), (true, false, false)),
+            // UseSyslog to journald: the entry replaces the syslog copy.
+            ((false, true, false, true, true), (true, false, false)),
+            // Both: one entry, neither text copy.
+            ((true, true, true, true, true), (true, false, false)),
+            // -v to a stdout that is not the journal (stderr is): stdout
+            // keeps its copy; syslog to journald is replaced.
+            ((true, true, false, true, true), (true, true, false)),
+            // Nothing would reach the journal: nothing is sent.
+            ((false, false, true, true, true), (false, false, false)),
+            ((false, true, true, false, true), (false, false, true)),
+            // The journal refuses: the text copies are written instead.
+            ((true, true, true, true, false), (true, true, true)),
+        ];
+        for ((v, sl, sj, lj, takes), want) in cases {
+            let mut sent = false;
+            let (out, sys) = text_copies(v, sl, &journal(sj, lj), || {
+                sent = true;
+                takes
+            });
+            assert_eq!((sent, out, sys), want, "{:?}", (v, sl, sj, lj, takes));
+        }
+    }
+
+    #[test]
+    fn json_lines_go_to_the_file_whole_and_text_stays_the_default() {
+        use crate::core::engine::Event;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        let mut log = OperatorLog::open(Some(&path), false, false).unwrap();
+        let n = Notice::Event(Event::OpenSesame {
+            src: "192.0.2.1".parse().unwrap(),
+            door: "ssh".into(),
+        });
+        let at = SystemTime::now();
+        log.notice(at, &n, None);
+        log.set_format(LogFormat::Json);
+        log.notice(at, &n, Some("h.example"));
+        log.set_format(LogFormat::Text);
+        log.notice(at, &n, None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let stamp = log_stamp(at);
+        assert_eq!(lines[0], format!("{stamp} 192.0.2.1: ssh: OPEN SESAME"));
+        assert_eq!(
+            lines[1],
+            format!(
+                r#"{{"time":"{}","event":"open_sesame","ip":"192.0.2.1","host":"h.example","door":"ssh","message":"192.0.2.1 (h.example): ssh: OPEN SESAME"}}"#,
+                rfc3339(at)
+            )
+        );
+        assert_eq!(lines[2], lines[0]);
+        assert_eq!(lines.len(), 3);
     }
 
     #[test]

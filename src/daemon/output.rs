@@ -48,7 +48,7 @@ impl Output {
     pub fn log(&mut self, at: Timestamp, notice: Notice) {
         let wall = self.time.wall(at);
         match &mut self.tagger {
-            None => self.log.line(wall, &notice.to_string()),
+            None => self.log.notice(wall, &notice, None),
             Some(tagger) => {
                 tagger.push(lookup_clock(self.time, at), wall, notice);
                 self.write_ready(at);
@@ -60,8 +60,8 @@ impl Output {
     pub fn write_ready(&mut self, now: Timestamp) {
         let now = lookup_clock(self.time, now);
         if let Some(tagger) = &mut self.tagger {
-            for (wall, text) in tagger.ready(now) {
-                self.log.line(wall, &text);
+            for l in tagger.ready(now) {
+                self.log.notice(l.wall, &l.notice, l.host.as_deref());
             }
         }
     }
@@ -103,8 +103,8 @@ impl Output {
     /// Writes every line still waiting for a host name (shutdown).
     pub fn flush_lookups(&mut self) {
         if let Some(tagger) = &mut self.tagger {
-            for (wall, text) in tagger.flush() {
-                self.log.line(wall, &text);
+            for l in tagger.flush() {
+                self.log.notice(l.wall, &l.notice, l.host.as_deref());
             }
         }
     }

@@ -59,7 +59,9 @@ pub fn run_due_stops(settings: &Settings, options: &Options, reason: &str) -> us
     // The log file if it can be opened; otherwise stdout with -v only.
     let log = OperatorLog::open(settings.log_file.as_deref(), false, settings.verbose)
         .or_else(|_| OperatorLog::open(None, false, settings.verbose));
-    let Ok(log) = log else { return 0 };
+    let Ok(mut log) = log else { return 0 };
+    log.set_format(settings.log_format);
+    log.set_journal(super::journald::Journald::detect());
     let now = monotonic_now();
     let config = Config {
         options: options.clone(),

@@ -51,7 +51,8 @@ pub fn replay(
         .log_file
         .as_deref()
         .filter(|_| settings.log_file_from_cli);
-    let log = OperatorLog::replay(log_file)?;
+    let mut log = OperatorLog::replay(log_file)?;
+    log.set_format(settings.log_format);
     let local = if settings.local_addrs.is_empty() {
         LocalAddrs::Any
     } else {

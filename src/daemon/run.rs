@@ -19,6 +19,7 @@ use super::effects::{Executor, Host};
 use super::frames::{knock_of, Skipped};
 use super::interfaces::Interfaces;
 use super::journal::{Contents, Journal, JournalError};
+use super::journald::Journald;
 use super::nft_doors::NftDoors;
 use super::notify;
 use super::oplog::{LogOpenError, OperatorLog};
@@ -26,6 +27,7 @@ use super::output::Output;
 use super::settings::Settings;
 use super::signals::Signals;
 use super::waiter::{Token, Waiter, Wanted};
+use crate::core::config::LogFormat;
 use crate::core::config::{Config, ConfigError, Diagnostics, Parsed};
 use crate::core::engine::LocalAddrs;
 use crate::core::knock::{Knock, Timestamp};
@@ -110,11 +112,13 @@ impl Daemon {
                 more: problems.count(),
             });
         }
-        let log = OperatorLog::open(
+        let mut log = OperatorLog::open(
             settings.log_file.as_deref(),
             config.options.use_syslog,
             settings.verbose,
         )?;
+        log.set_format(settings.log_format);
+        log.set_journal(Journald::detect());
         let state_file = config.options.state_file_path();
         let (journal, contents) = Journal::open(&state_file)?;
         let Contents {
@@ -160,7 +164,9 @@ impl Daemon {
             skipped: Skipped::default(),
         };
         let interfaces = settings.interfaces.join(",");
-        if settings.verbose {
+        // knockd 0.8's -v line; in JSON, stdout holds objects only (the
+        // `starting_up` line says the same).
+        if settings.verbose && settings.log_format == LogFormat::Text {
             println!("listening on {interfaces}...");
         }
         daemon.exec.out.log(now, Notice::StartingUp { interfaces });

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::core::config::LogFormat;
 use crate::core::iface::Choice;
 use crate::core::service::{self, Mode};
 
@@ -22,6 +23,10 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Whether `-g` chose the log file (a reload then keeps it).
     pub log_file_from_cli: bool,
+    /// `--log-format`, else the config's `LogFormat`.
+    pub log_format: LogFormat,
+    /// Whether `--log-format` chose it (a reload then keeps it).
+    pub log_format_from_cli: bool,
     pub only_v4: bool,
     pub debug: bool,
     pub verbose: bool,
@@ -46,6 +51,8 @@ impl Settings {
             interfaces_from_cli: self.interfaces_from_cli,
             log_file: self.log_file.clone(),
             log_file_from_cli: self.log_file_from_cli,
+            log_format: self.log_format,
+            log_format_from_cli: self.log_format_from_cli,
             state_file,
             wall_offset,
         }

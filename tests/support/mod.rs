@@ -21,6 +21,8 @@ use etherparse::PacketBuilder;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod json;
+
 /// The daemon under test.
 pub const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
 
@@ -152,6 +154,32 @@ pub struct Daemon {
     log: PathBuf,
     stdout: PathBuf,
     stderr: PathBuf,
+    /// The log is in `LogFormat = json`: each line is read as JSON and its
+    /// `message` taken (strictly: a line that is not JSON fails the test).
+    json: bool,
+}
+
+/// Whether a daemon started with `args` and `config` logs JSON lines.
+fn logs_json(args: &[&str], config: &str) -> bool {
+    let cli = args.windows(2).any(|w| w == ["--log-format", "json"])
+        || args.contains(&"--log-format=json");
+    let conf = config.lines().any(|l| {
+        let l = l.trim().to_ascii_lowercase();
+        l.starts_with("logformat") && l.split('=').nth(1).map(str::trim) == Some("json")
+    });
+    cli || conf
+}
+
+/// The message of one log line: the text after the stamp, or a JSON
+/// line's `message`.
+pub fn message_in(line: &str, json: bool) -> String {
+    if !json {
+        return message_of(line).to_string();
+    }
+    let v = json::parse(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line:?}"));
+    v.str("message")
+        .unwrap_or_else(|| panic!("no \"message\" string: {line:?}"))
+        .to_string()
 }
 
 impl Daemon {
@@ -206,7 +234,8 @@ impl Daemon {
         // A restart in the same directory appends to the same log: count
         // the startup lines before the daemon can write its own.
         let text = fs::read_to_string(&log).unwrap_or_default();
-        let earlier: Vec<String> = text.lines().map(|l| message_of(l).to_string()).collect();
+        let json = logs_json(args, config);
+        let earlier: Vec<String> = text.lines().map(|l| message_in(l, json)).collect();
         let before = starts(&earlier);
         let child = cmd.spawn().expect("spawn knockd");
         let mut d = Daemon {
@@ -214,6 +243,7 @@ impl Daemon {
             log,
             stdout,
             stderr,
+            json,
         };
         d.wait_until("the startup line", WAIT, |msgs| starts(msgs) > before);
         d
@@ -243,7 +273,7 @@ impl Daemon {
     /// Every message in the log so far (stamps checked and stripped).
     pub fn messages(&self) -> Vec<String> {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().map(|l| message_of(l).to_string()).collect()
+        text.lines().map(|l| message_in(l, self.json)).collect()
     }
 
     pub fn stdout(&self) -> String {

@@ -104,6 +104,32 @@ pub struct Options {
     pub max_opens_per_minute: u32,
     /// `MaxPendingStops` (ours): stop commands pending per door.
     pub max_pending_stops: usize,
+    /// `LogFormat` (ours): how log-file and `-v` lines are written;
+    /// `--log-format` wins.
+    pub log_format: LogFormat,
+}
+
+/// How operator messages are written to the log file and stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// knockd's `[YYYY-MM-DD HH:MM] message` lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line: the message plus its fields, for log
+    /// shippers that should not need a pattern per line shape.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json` (any case), as `LogFormat =` and `--log-format`
+    /// take it.
+    pub fn parse(value: &str) -> Option<LogFormat> {
+        match value.to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 impl Options {
@@ -132,6 +158,7 @@ impl Default for Options {
             max_commands: DEFAULT_MAX_COMMANDS,
             max_opens_per_minute: DEFAULT_MAX_OPENS_PER_MINUTE,
             max_pending_stops: DEFAULT_MAX_PENDING_STOPS,
+            log_format: LogFormat::Text,
         }
     }
 }

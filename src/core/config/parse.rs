@@ -431,6 +431,7 @@ impl Parser<'_> {
                 | "MAXCOMMANDS"
                 | "MAXOPENSPERMINUTE"
                 | "MAXPENDINGSTOPS"
+                | "LOGFORMAT"
         ) {
             self.error(number, Some(key), "unknown option");
             return;
@@ -496,6 +497,14 @@ impl Parser<'_> {
                     format!("\"{value}\" is not a whole number from 1 to 1000000"),
                 ),
             },
+            "LOGFORMAT" => match super::LogFormat::parse(value) {
+                Some(f) => self.options.log_format = f,
+                None => self.error(
+                    number,
+                    Some(key),
+                    format!("\"{value}\" is not a log format (text or json)"),
+                ),
+            },
             // Unknown keys were reported above.
             _ => {}
         }
@@ -538,6 +547,7 @@ impl Parser<'_> {
                     | "MAXCOMMANDS"
                     | "MAXOPENSPERMINUTE"
                     | "MAXPENDINGSTOPS"
+                    | "LOGFORMAT"
                     | "USESYSLOG"
             ) {
                 self.error(

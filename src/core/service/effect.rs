@@ -134,6 +134,9 @@ pub enum Effect {
     ReopenLog,
     /// Mirror messages to syslog, or stop.
     SetSyslog(bool),
+    /// Write log-file and `-v` lines in this format from now on (a reload
+    /// changed `LogFormat`).
+    SetLogFormat(crate::core::config::LogFormat),
     /// Tell the service manager.
     Readiness(Readiness),
 }

@@ -28,12 +28,15 @@
 //! input older than one already seen counts as happening at the latest.
 
 mod caps;
+#[cfg(test)]
+mod catalogue;
 mod commands;
 mod effect;
 mod journal;
 mod notice;
 mod onetime;
 mod opening;
+mod record;
 mod reload;
 mod rotation;
 mod running;
@@ -49,11 +52,12 @@ pub use caps::Limit;
 pub use effect::{
     CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness, UsedMark,
 };
-pub use notice::{Notice, Unjournaled};
+pub use notice::{Field, Notice, Unjournaled, Value};
+pub use record::{journal_entry, journal_key, json_line, push_json_str};
 pub use rotation::STEP_BACK;
 pub use validate::Forged;
 
-use crate::core::config::Config;
+use crate::core::config::{Config, LogFormat};
 use crate::core::engine::{
     Action, Command, CommandKind, Committed, DoorId, Engine, Event, LocalAddrs, OpenId, Opening,
     Prefetch, Stats,
@@ -113,6 +117,10 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Whether `-g` chose the log file (a reload then keeps it).
     pub log_file_from_cli: bool,
+    /// `--log-format`, else the config's `LogFormat`: the format in use.
+    pub log_format: LogFormat,
+    /// Whether `--log-format` chose it (a reload then keeps it).
+    pub log_format_from_cli: bool,
     /// The journal in use (only a restart can move it).
     pub state_file: PathBuf,
     /// Engine time plus this is Unix time, in nanoseconds, at start: what

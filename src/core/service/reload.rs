@@ -74,6 +74,10 @@ impl Service {
         // Door numbers changed: the per-door counts start over.
         self.caps = Caps::new(o.max_opens_per_minute, o.max_pending_stops);
         self.push(Effect::SetSyslog(o.use_syslog));
+        if !self.settings.log_format_from_cli && o.log_format != self.settings.log_format {
+            self.settings.log_format = o.log_format;
+            self.push(Effect::SetLogFormat(o.log_format));
+        }
         self.onetime = self.onetime.reloaded(config);
         self.rotating.configure(config);
         let now = self.now;

@@ -182,6 +182,8 @@ mod tests {
             interfaces_from_cli: false,
             log_file: None,
             log_file_from_cli: false,
+            log_format: crate::core::config::LogFormat::Text,
+            log_format_from_cli: false,
             state_file: PathBuf::from("/var/lib/knockd/state"),
             wall_offset: 0,
         };

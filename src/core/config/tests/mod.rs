@@ -115,6 +115,35 @@ fn option_defaults() {
 // ---- options -------------------------------------------------------------
 
 #[test]
+fn log_format_text_or_json_and_a_bad_value_names_its_line() {
+    use crate::core::config::LogFormat;
+    assert_eq!(
+        config("[d]\nsequence=1\n").options.log_format,
+        LogFormat::Text
+    );
+    for (value, want) in [
+        ("json", LogFormat::Json),
+        ("JSON", LogFormat::Json),
+        ("text", LogFormat::Text),
+    ] {
+        let text = format!("[options]\nLogFormat = {value}\n[d]\nsequence=1\n");
+        assert_eq!(config(&text).options.log_format, want, "{value}");
+    }
+    assert_eq!(
+        error("[options]\nLogFormat = xml\n[d]\nsequence=1\n"),
+        "k.conf:2: LogFormat: \"xml\" is not a log format (text or json)"
+    );
+    assert_eq!(
+        error("[options]\nLogFormat\n[d]\nsequence=1\n"),
+        "k.conf:2: LogFormat: needs a value (LogFormat = ...)"
+    );
+    assert_eq!(
+        error("[d]\nsequence=1\nLogFormat = json\n"),
+        "k.conf:3: LogFormat: is a global option; move it to [options]"
+    );
+}
+
+#[test]
 fn use_syslog_bare_and_with_a_value() {
     assert!(
         config("[options]\nUseSyslog\n[d]\nsequence=1\n")
