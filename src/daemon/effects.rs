@@ -84,8 +84,13 @@ impl Executor {
                     service.handle_journal_result(result.map_err(|e| e.to_string()), now);
                 }
                 Effect::Kill { id } => self.runner.kill(id),
-                Effect::NftAdd { set, addr, timeout } => {
-                    let result = self.nft.add(&set, addr, timeout);
+                Effect::NftAdd {
+                    set,
+                    addr,
+                    timeout,
+                    evict,
+                } => {
+                    let result = self.nft.add(&set, addr, timeout, evict);
                     service.handle_nft_result(result, now);
                 }
                 Effect::UseOneTime {

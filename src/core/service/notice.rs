@@ -70,6 +70,13 @@ pub enum Notice {
         timeout: Duration,
         refreshed: bool,
     },
+    /// The knocker is in the door's set without a timeout (an admin put
+    /// it there): left as it is, so a knock never makes it expire.
+    LeftInSet {
+        door: Arc<str>,
+        src: IpAddr,
+        set: String,
+    },
     /// The kernel refused the element: the door did not open.
     NotAddedToSet {
         src: IpAddr,
@@ -300,6 +307,10 @@ impl fmt::Display for Notice {
                 if *refreshed { "in" } else { "to" },
                 timeout.as_secs_f64()
             ),
+            Notice::LeftInSet { door, src, set } => write!(
+                f,
+                "{door}: {src} is in nft set {set} without a timeout: left as it is"
+            ),
             Notice::NotAddedToSet { src, door, error } => {
                 write!(f, "{src}: {door}: not opened: {error}")
             }
@@ -346,6 +357,9 @@ impl fmt::Display for Notice {
                     }
                     Limit::PendingStops(n) => {
                         write!(f, "{n} stop commands pending (MaxPendingStops)")
+                    }
+                    Limit::NftAddsPerSecond(n) => {
+                        write!(f, "{n} nft set additions in the last second (netlink budget)")
                     }
                 }
             }

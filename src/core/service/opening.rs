@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::caps::Refusal;
-use super::{Effect, Notice, Queued, Service};
+use super::{Effect, NftAdded, Notice, Queued, Service};
 use crate::core::engine::{Action, CommandKind, DoorId, OpenId};
 use crate::core::knock::Timestamp;
 
@@ -49,7 +49,18 @@ impl Service {
         // one-time door only the holder of its secret file can open, and a
         // refusal would waste its line.
         let costly = (start.is_some() || nft.is_some()) && !self.onetime.is_one_time(id);
-        if costly {
+        if costly && start.is_none() {
+            // Only a set: one netlink message, bounded by the set's size
+            // and a netlink budget, not by the openings a minute meant for
+            // commands (a flood would use those up and lock the owner out).
+            if let Err(refusal) = self.caps.check_nft(id, src, now) {
+                if let Refusal::Report(limit) = refusal {
+                    let door = self.door_name(id);
+                    self.log(Notice::Refused { src, door, limit });
+                }
+                return;
+            }
+        } else if costly {
             // Stops pending before this opening: the engine's count, less
             // the openings of the same input not decided yet (this one
             // included).
@@ -87,23 +98,24 @@ impl Service {
                     timeout,
                 });
             } else {
-                self.nft_pending
-                    .push_back((id, src, start, set.to_string()));
+                let name = set.to_string();
+                let evict = self.caps.room.claim(&name, src, now);
+                self.nft_pending.push_back((id, src, start, name));
                 self.push(Effect::NftAdd {
                     set,
                     addr: src,
                     timeout,
+                    evict,
                 });
             }
         }
     }
 
-    /// The shell carried out an [`Effect::NftAdd`]: `Ok(refreshed)` (the
-    /// knocker was in the set already: its timeout starts over), or why
-    /// not. When the kernel refused, the door does not count as open: the
-    /// opening's start command, if it has one and it has not run yet, never
-    /// runs, and its stop is cancelled.
-    pub fn handle_nft_result(&mut self, result: Result<bool, String>, now: Timestamp) {
+    /// The shell carried out an [`Effect::NftAdd`]: what the kernel did,
+    /// or why not. When the kernel refused, the door does not count as
+    /// open: the opening's start command, if it has one and it has not run
+    /// yet, never runs, and its stop is cancelled.
+    pub fn handle_nft_result(&mut self, result: Result<NftAdded, String>, now: Timestamp) {
         self.advance(now);
         let Some((id, src, open, set)) = self.nft_pending.pop_front() else {
             return;
@@ -114,14 +126,19 @@ impl Service {
             .door(id)
             .map(|d| d.cmd_timeout)
             .unwrap_or_default();
+        let outcome = result.as_ref().ok().copied();
+        self.caps
+            .room
+            .answered(&set, src, outcome, now + timeout, now);
         match result {
-            Ok(refreshed) => self.next(|s| {
+            Ok(NftAdded::Permanent) => self.next(|s| s.log(Notice::LeftInSet { door, src, set })),
+            Ok(added) => self.next(|s| {
                 s.log(Notice::AddedToSet {
                     door,
                     src,
                     set,
                     timeout,
-                    refreshed,
+                    refreshed: added == NftAdded::Refreshed,
                 })
             }),
             Err(error) => {

@@ -210,6 +210,12 @@ impl SetInfo {
 pub enum Added {
     New,
     Refreshed,
+    /// The address was there without a timeout (an admin added it): left
+    /// as it is, so it never starts to expire.
+    Permanent,
+    /// The set was full: the element [`Nft::add_making_room`] named was
+    /// removed (or was gone already) and the address added.
+    MadeRoom,
 }
 
 /// What went wrong in an exchange, before it is put in terms of the
@@ -470,7 +476,8 @@ impl Nft {
     /// restarted (see the module doc for why a plain add cannot): the
     /// element is created exclusively and, if it exists, deleted and
     /// re-added in one atomic batch. An element the operator added without
-    /// a timeout is replaced the same way, and so expires too.
+    /// a timeout is left as it is ([`Added::Permanent`]): a knock never
+    /// turns it into one that expires.
     pub fn add(
         &mut self,
         set: &SetRef,
@@ -496,6 +503,12 @@ impl Nft {
                 [c] => return Err(errno_at(*c, Op::Add(addr), set)),
                 _ => return Err(Fail::Reply("missing acknowledgement").at(Op::Add(addr), set)),
             }
+            // There: an element without a timeout stays as it is.
+            match self.lookup(set, &key, deadline) {
+                Ok(Some(None)) => return Ok(Added::Permanent),
+                Ok(_) => {}
+                Err(f) => return Err(f.at(Op::Refresh(addr), set)),
+            }
 
             let op = Op::Refresh(addr);
             let refresh = [
@@ -514,6 +527,107 @@ impl Nft {
             }
         }
         Err(Fail::Kernel(last).at(Op::Refresh(addr), set))
+    }
+
+    /// [`Nft::add`], and if the set is full, `victim` (an element the
+    /// caller added, nearest expiry) is removed and `addr` added in one
+    /// batch, which the kernel applies all or none: [`Added::MadeRoom`].
+    /// A victim already gone (expired) leaves room for a plain add.
+    pub fn add_making_room(
+        &mut self,
+        set: &SetRef,
+        addr: IpAddr,
+        timeout: Duration,
+        victim: Option<IpAddr>,
+    ) -> Result<Added, NftError> {
+        let full = |e: &NftError| {
+            matches!(
+                e,
+                NftError::Kernel {
+                    errno: Errno::ENFILE,
+                    ..
+                }
+            )
+        };
+        let e = match (self.add(set, addr, timeout), victim) {
+            (Err(e), Some(victim)) if full(&e) && victim != addr => victim,
+            (result, _) => return result,
+        };
+        let ms = timeout_ms(timeout).unwrap_or(1);
+        let op = Op::Add(addr);
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let begin = self.next_seq();
+        let seqs = [self.next_seq(), self.next_seq()];
+        let end = self.next_seq();
+        let mut req = Vec::new();
+        wire::batch_begin(&mut req, begin);
+        let gone = key_of(e);
+        wire::set_elem(
+            &mut req,
+            seqs[0],
+            wire::ElemOp::Delete,
+            target(set),
+            &gone,
+            None,
+        );
+        let key = key_of(addr);
+        let create = wire::ElemOp::Create;
+        wire::set_elem(&mut req, seqs[1], create, target(set), &key, Some(ms));
+        wire::batch_end(&mut req, end);
+        let codes = self
+            .commit(&req, begin, &seqs, deadline)
+            .map_err(|f| f.at(op, set))?;
+        match codes.as_slice() {
+            [0, 0] => Ok(Added::MadeRoom),
+            // The victim expired meanwhile: there is room now.
+            [d, _] if *d == -(Errno::ENOENT as i32) => match self.add(set, addr, timeout)? {
+                Added::New => Ok(Added::MadeRoom),
+                other => Ok(other),
+            },
+            [0, c] | [c, _] => Err(errno_at(*c, op, set)),
+            _ => Err(Fail::Reply("missing acknowledgement").at(op, set)),
+        }
+    }
+
+    /// Whether `key` is in `set`: None if not, else its time left in
+    /// milliseconds (None: no timeout).
+    fn lookup(
+        &mut self,
+        set: &SetRef,
+        key: &[u8],
+        deadline: Instant,
+    ) -> Result<Option<Option<u64>>, Fail> {
+        let seq = self.next_seq();
+        let mut req = Vec::new();
+        wire::set_elem(&mut req, seq, wire::ElemOp::Get, target(set), key, None);
+        let mut found = None;
+        let mut code = None;
+        self.exchange(&req, deadline, |m| {
+            if m.seq != seq {
+                return Ok(false);
+            }
+            match m.ty {
+                wire::NEWSETELEM => {
+                    for e in wire::parse_elems(m.payload)? {
+                        if e.key == key {
+                            found = Some(e.expires_ms);
+                        }
+                    }
+                    Ok(false)
+                }
+                wire::NLMSG_ERROR => {
+                    code = Some(wire::status_code(m.payload)?);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        match code {
+            Some(0) => Ok(found),
+            Some(c) if c == -(Errno::ENOENT as i32) => Ok(None),
+            Some(c) => Err(Fail::Kernel(errno_of(c)?)),
+            None => Err(Fail::Reply("no acknowledgement")),
+        }
     }
 
     /// Removes `addr` from `set` now (a door closed early). An address not
