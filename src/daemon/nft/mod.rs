@@ -9,8 +9,8 @@
 //! - the nftnl crate's safe API cannot set a set element's timeout (only
 //!   raw libnftnl FFI can), and it brings libnftnl and libmnl with it;
 //! - what we need is a handful of messages: look a set up (GETSET), add
-//!   and delete one element (NEWSETELEM, DELSETELEM, in a batch) and list
-//!   the elements (GETSETELEM). The bytes live in `wire`, pure and tested
+//!   and delete one element (NEWSETELEM, DELSETELEM, in a batch), look one
+//!   up and list the elements (GETSETELEM). The bytes live in `wire`, pure and tested
 //!   byte for byte; this file owns the socket.
 //!
 //! Every exchange waits at most [`REPLY_TIMEOUT`] for the kernel, so the
@@ -21,15 +21,20 @@
 //! that portably: before Linux 6.10 the kernel ignores the timeout of an
 //! element that already exists, and later kernels update it only when the
 //! timeout value differs (and make the element permanent when an add
-//! carries no timeout at all). So [`Nft::add`] creates exclusively and, on
-//! EEXIST, deletes and re-adds the element in one batch, which the kernel
-//! commits atomically: the address is never missing from the set.
+//! carries no timeout at all). So [`Nft::add`] looks the element up and,
+//! when it is there, deletes and re-adds it in one batch, which the kernel
+//! commits atomically: the address is never missing from the set. (Looking
+//! up first, rather than creating and reading EEXIST, also keeps batches
+//! from being refused: the kernel aborts a refused batch after an RCU
+//! grace period, milliseconds asleep.)
 
 mod error;
 mod wire;
 
 pub use error::{NftError, Op};
+use wire::ElemOp;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -313,7 +318,13 @@ pub struct Nft {
     sock: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// Sets found full, and when: see [`Nft::add_making_room`].
+    full: HashMap<SetRef, Instant>,
 }
+
+/// How long a set found full is taken to stay full (a flood keeps it so):
+/// meanwhile additions that name a victim replace it at once.
+const FULL_FOR: Duration = Duration::from_secs(1);
 
 /// Receive buffer: larger than any part of a dump the kernel sends (it
 /// sizes those to at most 32 KiB), so a reply is never truncated.
@@ -342,6 +353,7 @@ impl Nft {
             // requests, and a stale reply has an older number.
             seq: 0,
             buf: vec![0; RECV_BUF],
+            full: HashMap::new(),
         })
     }
 
@@ -473,16 +485,35 @@ impl Nft {
     /// Adds `addr` to `set`, to be removed by the kernel after `timeout`
     /// (rounded up to whole milliseconds; zero is refused, as the kernel
     /// would read it as "never"). An address already there has its timeout
-    /// restarted (see the module doc for why a plain add cannot): the
-    /// element is created exclusively and, if it exists, deleted and
-    /// re-added in one atomic batch. An element the operator added without
-    /// a timeout is left as it is ([`Added::Permanent`]): a knock never
-    /// turns it into one that expires.
+    /// restarted (see the module doc for why a plain add cannot): it is
+    /// deleted and re-added in one atomic batch. An element the operator
+    /// added without a timeout is left as it is ([`Added::Permanent`]): a
+    /// knock never turns it into one that expires.
     pub fn add(
         &mut self,
         set: &SetRef,
         addr: IpAddr,
         timeout: Duration,
+    ) -> Result<Added, NftError> {
+        self.add_making_room(set, addr, timeout, None)
+    }
+
+    /// [`Nft::add`], and if the set is full, `victim` (an element the
+    /// caller added, nearest expiry) is removed and `addr` added in one
+    /// batch, which the kernel applies all or none: [`Added::MadeRoom`].
+    ///
+    /// The element is looked up first, and a set found full is taken to
+    /// stay full for [`FULL_FOR`]: a batch the kernel refuses (EEXIST,
+    /// ENFILE) is aborted, and an abort waits for an RCU grace period
+    /// (milliseconds, asleep), which under a flood would stall the daemon
+    /// and let the capture ring overflow. So the common paths (new, full,
+    /// refresh) each send one batch that succeeds.
+    pub fn add_making_room(
+        &mut self,
+        set: &SetRef,
+        addr: IpAddr,
+        timeout: Duration,
+        victim: Option<IpAddr>,
     ) -> Result<Added, NftError> {
         validate(set, Op::Add(addr))?;
         let ms = timeout_ms(timeout).ok_or_else(|| NftError::Invalid {
@@ -491,102 +522,69 @@ impl Nft {
             why: "a zero timeout would never expire",
         })?;
         let key = key_of(addr);
+        let victim = victim.filter(|v| *v != addr).map(key_of);
         let deadline = Instant::now() + REPLY_TIMEOUT;
-        let mut last = Errno::EEXIST;
+        let enoent = -(Errno::ENOENT as i32);
         for _ in 0..ADD_ROUNDS {
-            let codes = self
-                .elem_batch(set, &key, &[(wire::ElemOp::Create, Some(ms))], deadline)
-                .map_err(|f| f.at(Op::Add(addr), set))?;
-            match codes.as_slice() {
-                [0] => return Ok(Added::New),
-                [c] if *c == -(Errno::EEXIST as i32) => {}
-                [c] => return Err(errno_at(*c, Op::Add(addr), set)),
-                _ => return Err(Fail::Reply("missing acknowledgement").at(Op::Add(addr), set)),
-            }
-            // There: an element without a timeout stays as it is.
-            match self.lookup(set, &key, deadline) {
-                Ok(Some(None)) => return Ok(Added::Permanent),
-                Ok(_) => {}
-                Err(f) => return Err(f.at(Op::Refresh(addr), set)),
-            }
-
+            let found = self.lookup(set, &key, deadline);
             let op = Op::Refresh(addr);
-            let refresh = [
-                (wire::ElemOp::Delete, None),
-                (wire::ElemOp::Create, Some(ms)),
-            ];
+            match found.map_err(|f| f.at(Op::Add(addr), set))? {
+                // An admin's element without a timeout stays as it is.
+                Some(None) => return Ok(Added::Permanent),
+                Some(Some(_)) => {
+                    let refresh = [
+                        (ElemOp::Delete, &key, None),
+                        (ElemOp::Create, &key, Some(ms)),
+                    ];
+                    let codes = self
+                        .elem_batch(set, &refresh, deadline)
+                        .map_err(|f| f.at(op, set))?;
+                    match codes.as_slice() {
+                        [0, 0] => return Ok(Added::Refreshed),
+                        // Expired meanwhile: add it afresh.
+                        [d, _] if *d == enoent => continue,
+                        [0, c] | [c, _] => return Err(errno_at(*c, op, set)),
+                        _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
+                    }
+                }
+                None => {}
+            }
+            let op = Op::Add(addr);
+            let full = self.full.get(set).is_some_and(|t| t.elapsed() < FULL_FOR);
+            if let (true, Some(v)) = (full, &victim) {
+                let replace = [(ElemOp::Delete, v, None), (ElemOp::Create, &key, Some(ms))];
+                let codes = self
+                    .elem_batch(set, &replace, deadline)
+                    .map_err(|f| f.at(op, set))?;
+                match codes.as_slice() {
+                    [0, 0] => return Ok(Added::MadeRoom),
+                    // The victim is gone already (expired): room, perhaps.
+                    [d, _] if *d == enoent => {
+                        self.full.remove(set);
+                        continue;
+                    }
+                    [0, c] | [c, _] => return Err(errno_at(*c, op, set)),
+                    _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
+                }
+            }
             let codes = self
-                .elem_batch(set, &key, &refresh, deadline)
+                .elem_batch(set, &[(ElemOp::Create, &key, Some(ms))], deadline)
                 .map_err(|f| f.at(op, set))?;
             match codes.as_slice() {
-                [0, 0] => return Ok(Added::Refreshed),
-                // Expired between the two batches: add it afresh.
-                [d, _] if *d == -(Errno::ENOENT as i32) => last = Errno::ENOENT,
-                [0, c] | [c, _] => return Err(errno_at(*c, op, set)),
+                [0] => {
+                    self.full.remove(set);
+                    return Ok(Added::New);
+                }
+                // Added meanwhile: refresh it.
+                [c] if *c == -(Errno::EEXIST as i32) => {}
+                [c] if *c == -(Errno::ENFILE as i32) && victim.is_some() => {
+                    self.full.insert(set.clone(), Instant::now());
+                }
+                [c] => return Err(errno_at(*c, op, set)),
                 _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
             }
         }
-        Err(Fail::Kernel(last).at(Op::Refresh(addr), set))
-    }
-
-    /// [`Nft::add`], and if the set is full, `victim` (an element the
-    /// caller added, nearest expiry) is removed and `addr` added in one
-    /// batch, which the kernel applies all or none: [`Added::MadeRoom`].
-    /// A victim already gone (expired) leaves room for a plain add.
-    pub fn add_making_room(
-        &mut self,
-        set: &SetRef,
-        addr: IpAddr,
-        timeout: Duration,
-        victim: Option<IpAddr>,
-    ) -> Result<Added, NftError> {
-        let full = |e: &NftError| {
-            matches!(
-                e,
-                NftError::Kernel {
-                    errno: Errno::ENFILE,
-                    ..
-                }
-            )
-        };
-        let e = match (self.add(set, addr, timeout), victim) {
-            (Err(e), Some(victim)) if full(&e) && victim != addr => victim,
-            (result, _) => return result,
-        };
-        let ms = timeout_ms(timeout).unwrap_or(1);
-        let op = Op::Add(addr);
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        let begin = self.next_seq();
-        let seqs = [self.next_seq(), self.next_seq()];
-        let end = self.next_seq();
-        let mut req = Vec::new();
-        wire::batch_begin(&mut req, begin);
-        let gone = key_of(e);
-        wire::set_elem(
-            &mut req,
-            seqs[0],
-            wire::ElemOp::Delete,
-            target(set),
-            &gone,
-            None,
-        );
-        let key = key_of(addr);
-        let create = wire::ElemOp::Create;
-        wire::set_elem(&mut req, seqs[1], create, target(set), &key, Some(ms));
-        wire::batch_end(&mut req, end);
-        let codes = self
-            .commit(&req, begin, &seqs, deadline)
-            .map_err(|f| f.at(op, set))?;
-        match codes.as_slice() {
-            [0, 0] => Ok(Added::MadeRoom),
-            // The victim expired meanwhile: there is room now.
-            [d, _] if *d == -(Errno::ENOENT as i32) => match self.add(set, addr, timeout)? {
-                Added::New => Ok(Added::MadeRoom),
-                other => Ok(other),
-            },
-            [0, c] | [c, _] => Err(errno_at(*c, op, set)),
-            _ => Err(Fail::Reply("missing acknowledgement").at(op, set)),
-        }
+        Err(Fail::Kernel(Errno::EAGAIN).at(Op::Add(addr), set))
     }
 
     /// Whether `key` is in `set`: None if not, else its time left in
@@ -638,12 +636,7 @@ impl Nft {
         validate(set, op)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
         let codes = self
-            .elem_batch(
-                set,
-                &key_of(addr),
-                &[(wire::ElemOp::Delete, None)],
-                deadline,
-            )
+            .elem_batch(set, &[(ElemOp::Delete, &key_of(addr), None)], deadline)
             .map_err(|f| f.at(op, set))?;
         match codes.as_slice() {
             [0] => Ok(()),
@@ -712,14 +705,13 @@ impl Nft {
         }
     }
 
-    /// Commits element operations on `key` in `set` as one batch, which
-    /// the kernel applies all or none; the status of each (0 or -errno), in
-    /// order.
+    /// Commits element operations (each on its key) in `set` as one
+    /// batch, which the kernel applies all or none; the status of each (0
+    /// or -errno), in order.
     fn elem_batch(
         &mut self,
         set: &SetRef,
-        key: &[u8],
-        ops: &[(wire::ElemOp, Option<u64>)],
+        ops: &[(ElemOp, &Vec<u8>, Option<u64>)],
         deadline: Instant,
     ) -> Result<Vec<i32>, Fail> {
         let begin = self.next_seq();
@@ -727,7 +719,7 @@ impl Nft {
         let end = self.next_seq();
         let mut req = Vec::new();
         wire::batch_begin(&mut req, begin);
-        for (&(op, timeout_ms), &seq) in ops.iter().zip(&seqs) {
+        for (&(op, key, timeout_ms), &seq) in ops.iter().zip(&seqs) {
             wire::set_elem(&mut req, seq, op, target(set), key, timeout_ms);
         }
         wire::batch_end(&mut req, end);
