@@ -503,11 +503,12 @@ impl Nft {
     /// batch, which the kernel applies all or none: [`Added::MadeRoom`].
     ///
     /// The element is looked up first, and a set found full is taken to
-    /// stay full for [`FULL_FOR`]: a batch the kernel refuses (EEXIST,
-    /// ENFILE) is aborted, and an abort waits for an RCU grace period
-    /// (milliseconds, asleep), which under a flood would stall the daemon
-    /// and let the capture ring overflow. So the common paths (new, full,
-    /// refresh) each send one batch that succeeds.
+    /// stay full for [`FULL_FOR`] (without a victim, the addition fails
+    /// without asking): a batch the kernel refuses (EEXIST, ENFILE) is
+    /// aborted, and an abort waits for an RCU grace period (8 ms measured,
+    /// asleep), which under a flood stalled the daemon until the capture
+    /// ring overflowed. So the common paths (new, full, refresh) each send
+    /// one batch that succeeds, and at most one a second is refused.
     pub fn add_making_room(
         &mut self,
         set: &SetRef,
@@ -567,6 +568,11 @@ impl Nft {
                     _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
                 }
             }
+            if full && victim.is_none() {
+                // Nothing to remove: full, as the kernel said a moment ago
+                // (asking again would cost an aborted batch).
+                return Err(Fail::Kernel(Errno::ENFILE).at(op, set));
+            }
             let codes = self
                 .elem_batch(set, &[(ElemOp::Create, &key, Some(ms))], deadline)
                 .map_err(|f| f.at(op, set))?;
@@ -577,8 +583,11 @@ impl Nft {
                 }
                 // Added meanwhile: refresh it.
                 [c] if *c == -(Errno::EEXIST as i32) => {}
-                [c] if *c == -(Errno::ENFILE as i32) && victim.is_some() => {
+                [c] if *c == -(Errno::ENFILE as i32) => {
                     self.full.insert(set.clone(), Instant::now());
+                    if victim.is_none() {
+                        return Err(errno_at(*c, op, set));
+                    }
                 }
                 [c] => return Err(errno_at(*c, op, set)),
                 _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
