@@ -4,7 +4,7 @@
 #   scripts/deps.sh build   libpcap-dev (and a C linker), plus rustfmt/clippy
 #   scripts/deps.sh test    the above, plus what the root-only tests drive:
 #                           knockd (the C reference), iptables, nftables,
-#                           iproute2, tcpdump, tcpreplay
+#                           iproute2, tcpdump, tcpreplay, hping3
 #   scripts/deps.sh deb     build's, plus what `make deb`/`make deb-check`
 #                           need: cargo-deb (cargo install, pinned), dpkg-dev
 #                           (dpkg-shlibdeps for the package's Depends) and
@@ -26,7 +26,7 @@ case "$what" in
 esac
 
 build_pkgs=(libpcap-dev)
-test_pkgs=(knockd iptables nftables ipset iproute2 tcpdump tcpreplay)
+test_pkgs=(knockd iptables nftables ipset iproute2 tcpdump tcpreplay hping3)
 deb_pkgs=(dpkg-dev groff-base)
 # Pinned so a package build does not change with a cargo-deb release; bump
 # on purpose. Installing it takes about a minute, so only `make deb` pays.

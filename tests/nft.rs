@@ -663,13 +663,23 @@ fn a_refresh_never_leaves_the_set_without_the_address() {
         while !started.load(Ordering::Relaxed) && Instant::now() < deadline {
             std::thread::yield_now();
         }
-        for i in 0..100 {
+        // Refreshes for half a second (a refresh takes microseconds since
+        // it no longer waits for an aborted batch), at most 100 000.
+        let began = Instant::now();
+        let mut refreshes = 0;
+        while refreshes < 100_000 && began.elapsed() < Duration::from_millis(500) {
             let got = client.add(&set, addr, minute);
-            assert_eq!(got.expect("refresh"), Added::Refreshed, "refresh {i}");
+            assert_eq!(
+                got.expect("refresh"),
+                Added::Refreshed,
+                "refresh {refreshes}"
+            );
+            refreshes += 1;
         }
         stop.store(true, Ordering::Relaxed);
-        sender.join().expect("sender")
+        (sender.join().expect("sender"), refreshes)
     });
+    let (sent, refreshes) = sent;
     let listing = nft(&ns, "list chain inet filter probe");
     let counts: Vec<u64> = listing
         .lines()
@@ -679,7 +689,7 @@ fn a_refresh_never_leaves_the_set_without_the_address() {
     let [inside, outside] = counts[..] else {
         panic!("two counters expected:\n{listing}");
     };
-    println!("{sent} packets sent during 100 refreshes: {inside} saw the address in the set, {outside} did not");
+    println!("{sent} packets sent during {refreshes} refreshes: {inside} saw the address in the set, {outside} did not");
     assert_eq!(outside, 0, "{listing}");
     assert!(
         inside > 200,
@@ -712,4 +722,74 @@ fn a_full_set_says_so() {
         assert_one_line_naming(&e, &set),
         "nft set inet filter small: cannot add 192.0.2.3: the set is full (raise its `size`)"
     );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and nftables"]
+fn a_knock_never_makes_an_admins_element_without_a_timeout_expire() {
+    let (ns, mut client) = setup(
+        "nft-perm",
+        &[
+            "add table inet filter",
+            &format!("add set inet filter s {V4_SET}"),
+            "add element inet filter s { 192.0.2.7 }",
+        ],
+    );
+    let set = set_ref("inet filter s");
+    client.check(&set, false).expect("good set");
+    client
+        .add(&set, ip("192.0.2.7"), Duration::from_secs(60))
+        .expect("add");
+    // Still there, still without a timeout, as nft shows it too.
+    assert_eq!(expires(&mut client, &set, ip("192.0.2.7")), Some(None));
+    assert_eq!(cli_element(&ns, &set, "192.0.2.7"), Some((None, None)));
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and nftables"]
+fn a_full_set_makes_room_by_removing_the_named_element_only() {
+    let (_ns, mut client) = setup(
+        "nft-room",
+        &[
+            "add table inet filter",
+            "add set inet filter small { type ipv4_addr; flags timeout; size 3; }",
+            "add element inet filter small { 192.0.2.200 }",
+        ],
+    );
+    let set = set_ref("inet filter small");
+    let minute = Duration::from_secs(60);
+    client.add(&set, ip("192.0.2.1"), minute).expect("first");
+    client.add(&set, ip("192.0.2.2"), minute).expect("second");
+    // Full: without a victim the kernel says so...
+    assert!(client.add(&set, ip("192.0.2.3"), minute).is_err());
+    // ...with one, it goes and the new address comes in, twice in a row
+    // (the second time straight to the replacement).
+    for (new, victim) in [("192.0.2.3", "192.0.2.1"), ("192.0.2.4", "192.0.2.2")] {
+        let added = client
+            .add_making_room(&set, ip(new), minute, Some(ip(victim)))
+            .expect("made room");
+        assert_eq!(added, Added::MadeRoom);
+    }
+    let mut got: Vec<(IpAddr, bool)> = client
+        .elements(&set)
+        .expect("elements")
+        .into_iter()
+        .map(|(a, e)| (a, e.is_some()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (ip("192.0.2.3"), true),
+            (ip("192.0.2.4"), true),
+            (ip("192.0.2.200"), false)
+        ]
+    );
+    // A victim already gone (expired, or deleted) leaves room: a plain add.
+    client.delete(&set, ip("192.0.2.3")).expect("delete");
+    let added = client
+        .add_making_room(&set, ip("192.0.2.5"), minute, Some(ip("192.0.2.9")))
+        .expect("room");
+    assert!(matches!(added, Added::New | Added::MadeRoom), "{added:?}");
+    assert_eq!(expires(&mut client, &set, ip("192.0.2.200")), Some(None));
 }

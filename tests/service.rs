@@ -23,6 +23,10 @@
 //! spawn-fails WHY | spawn-works      (answers to Run effects from now on)
 //! mark-fails WHY | mark-works        (answers to one-time file uses)
 //! nft-fails WHY | nft-works          (answers to nftables additions)
+//! nft-size N SET                     (the kernel's set SET holds at most N)
+//! nft-admin ADDR permanent|T SET     (an admin put ADDR in SET, for good or
+//!                                     until T)
+//! nft-has SET = ADDR...              (assert what SET holds, sorted)
 //! reload NAME [@T]                   (handle_reload with config NAME)
 //! restore T SRC DOOR COMMAND... [@T] (a journaled stop, due at T)
 //! shutdown T                         (handle_shutdown)
@@ -53,7 +57,7 @@ mod fixture;
 use fixture::{time, Fixture};
 use knockd::core::service::{
     Close, CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Mode,
-    Readiness, RestoredStop, Service, Settings, UsedMark,
+    NftAdded, Readiness, RestoredStop, Service, Settings, UsedMark,
 };
 
 const ONETIME: &str = "/virtual/otp";
@@ -70,6 +74,25 @@ fn load(text: &str, onetime: &[u8], name: &Path) -> Result<Parsed, Diagnostics> 
     Ok((config, warnings))
 }
 
+/// An nftables set as the kernel keeps it: its `size` (none: no bound)
+/// and its elements with their expiry (none: no timeout).
+#[derive(Default)]
+struct KernelSet {
+    size: Option<usize>,
+    elems: HashMap<IpAddr, Option<Timestamp>>,
+}
+
+impl KernelSet {
+    /// Drops what expired by `now`, as the kernel does by itself.
+    fn expire(&mut self, now: Timestamp) {
+        self.elems.retain(|_, e| e.is_none_or(|t| t > now));
+    }
+
+    fn is_full(&self) -> bool {
+        self.size.is_some_and(|n| self.elems.len() >= n)
+    }
+}
+
 struct Run {
     service: Service,
     configs: HashMap<String, String>,
@@ -81,7 +104,7 @@ struct Run {
     mark_fails: Option<String>,
     /// Answers to nftables additions: an error, or the set kept here.
     nft_fails: Option<String>,
-    nft: std::collections::HashSet<(String, IpAddr)>,
+    nft: HashMap<String, KernelSet>,
     now: Timestamp,
     out: Vec<String>,
 }
@@ -172,12 +195,39 @@ impl Run {
                     set,
                     addr,
                     timeout,
+                    evict,
                 } => {
-                    self.out
-                        .push(format!("nft add {set} {addr} {}s", timeout.as_secs_f64()));
-                    let result = match &self.nft_fails {
-                        Some(why) => Err(why.clone()),
-                        None => Ok(!self.nft.insert((set.to_string(), addr))),
+                    let room = evict.map(|v| format!(" (if full: drop {v})"));
+                    self.out.push(format!(
+                        "nft add {set} {addr} {}s{}",
+                        timeout.as_secs_f64(),
+                        room.unwrap_or_default()
+                    ));
+                    // Answered as the kernel and the shell would.
+                    let name = set.to_string();
+                    let k = self.nft.entry(name.clone()).or_default();
+                    k.expire(self.now);
+                    let expiry = Some(self.now + timeout);
+                    let result = match (&self.nft_fails, k.elems.get(&addr)) {
+                        (Some(why), _) => Err(why.clone()),
+                        (None, Some(None)) => Ok(NftAdded::Permanent),
+                        (None, Some(Some(_))) => {
+                            k.elems.insert(addr, expiry);
+                            Ok(NftAdded::Refreshed)
+                        }
+                        (None, None) if !k.is_full() => {
+                            k.elems.insert(addr, expiry);
+                            Ok(NftAdded::New)
+                        }
+                        (None, None) => match evict {
+                            Some(v) if k.elems.remove(&v).is_some() => {
+                                k.elems.insert(addr, expiry);
+                                Ok(NftAdded::MadeRoom)
+                            }
+                            _ => Err(format!(
+                                "nft set {name}: cannot add {addr}: the set is full (raise its `size`)"
+                            )),
+                        },
                     };
                     self.service.handle_nft_result(id, result, self.now);
                     continue;
@@ -251,6 +301,24 @@ impl Run {
             "mark-works" => self.mark_fails = None,
             "nft-fails" => self.nft_fails = Some(rest),
             "nft-works" => self.nft_fails = None,
+            "nft-size" => {
+                let k = self.nft.entry(words[2..].join(" ")).or_default();
+                k.size = Some(words[1].parse().unwrap());
+            }
+            "nft-admin" => {
+                let expiry = (words[2] != "permanent").then(|| time(words[2]));
+                let k = self.nft.entry(words[3..].join(" ")).or_default();
+                k.elems.insert(words[1].parse().unwrap(), expiry);
+            }
+            "nft-has" => {
+                let (set, want) = rest.split_once(" = ").expect("nft-has SET = ADDR...");
+                let k = self.nft.entry(set.to_string()).or_default();
+                k.expire(self.now);
+                let mut got: Vec<IpAddr> = k.elems.keys().copied().collect();
+                got.sort();
+                let got: Vec<String> = got.iter().map(|a| a.to_string()).collect();
+                assert_eq!(got.join(" "), want, "nft set {set}");
+            }
             "reload" => {
                 let text = self.configs.get(words[1]).expect("no such config").clone();
                 let loaded = load(&text, &self.file, Path::new("k.conf"));
@@ -396,7 +464,7 @@ fn run_fixture(name: &str) {
         spawn_fails: None,
         mark_fails: None,
         nft_fails: None,
-        nft: std::collections::HashSet::new(),
+        nft: HashMap::new(),
         now: start,
         out: Vec::new(),
     };
@@ -410,6 +478,7 @@ fn run_fixture(name: &str) {
 
 fixture_tests!(
     "service", run_fixture:
+    a_full_nft_set_makes_room,
     addresses_follow_the_interface,
     allow_and_deny,
     bad_reload_keeps_running_config,
@@ -423,6 +492,7 @@ fixture_tests!(
     journal_failure_keeps_the_door_shut,
     many_doors_share_a_log_budget,
     mapped_sources_obey_deny,
+    nft_doors_are_bounded_by_their_set,
     nft_set_doors,
     one_time_mark_failure_never_revives,
     one_time_progression,
@@ -430,6 +500,7 @@ fixture_tests!(
     openings_per_door_are_bounded,
     pending_stops_per_door_are_bounded,
     rate_limited_flood,
+    refusals_are_summed_up_once_a_minute,
     recovery_keeps_stops_not_yet_due,
     reload_keeps_door_identity,
     reload_settings_that_need_a_restart,

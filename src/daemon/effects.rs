@@ -63,8 +63,9 @@ impl Executor {
                     set,
                     addr,
                     timeout,
+                    evict,
                 } => {
-                    let result = self.nft.add(&set, addr, timeout);
+                    let result = self.nft.add(&set, addr, timeout, evict);
                     service.handle_nft_result(id, result, now);
                 }
                 Effect::UseOneTime {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::core::config::{Config, ConfigError, NftSet};
+use crate::core::service::NftAdded;
 use crate::daemon::nft::{Added, Nft, NftError, SetRef};
 
 /// The netlink side of `Nft_Set` doors, opened the first time a config
@@ -48,13 +49,24 @@ impl NftDoors {
         errors
     }
 
-    /// Adds `addr` to `set` for `timeout`: `Ok(true)` when it was there
-    /// already (its timeout restarted), the one-line reason otherwise.
-    pub fn add(&mut self, set: &NftSet, addr: IpAddr, timeout: Duration) -> Result<bool, String> {
+    /// Adds `addr` to `set` for `timeout`, removing `evict` if the set is
+    /// full: what the kernel did, or the one-line reason why not.
+    pub fn add(
+        &mut self,
+        set: &NftSet,
+        addr: IpAddr,
+        timeout: Duration,
+        evict: Option<IpAddr>,
+    ) -> Result<NftAdded, String> {
         let set = set_ref(set)?;
-        match self.socket().and_then(|nft| nft.add(&set, addr, timeout)) {
-            Ok(Added::New) => Ok(false),
-            Ok(Added::Refreshed) => Ok(true),
+        let added = self
+            .socket()
+            .and_then(|nft| nft.add_making_room(&set, addr, timeout, evict));
+        match added {
+            Ok(Added::New) => Ok(NftAdded::New),
+            Ok(Added::Refreshed) => Ok(NftAdded::Refreshed),
+            Ok(Added::Permanent) => Ok(NftAdded::Permanent),
+            Ok(Added::MadeRoom) => Ok(NftAdded::MadeRoom),
             Err(e) => {
                 // A socket in an unknown state (a reply lost to a timeout)
                 // is replaced on the next add.

@@ -102,8 +102,11 @@ pub enum Effect {
     /// not run if it failed.
     Journal(JournalWrite),
     /// Add `addr` to the nftables `set` with a kernel timeout (an element
-    /// already there gets its timeout started over): the kernel closes the
-    /// door by itself, even if the daemon dies. The shell answers with
+    /// already there gets its timeout started over; one without a timeout,
+    /// an admin's, is left as it is): the kernel closes the door by itself,
+    /// even if the daemon dies. If the kernel says the set is full and
+    /// `evict` names an element (the daemon's own, nearest expiry), remove
+    /// it and add `addr` in one batch. The shell answers with
     /// [`super::Service::handle_nft_result`] (with `id`) before the next
     /// effect.
     NftAdd {
@@ -112,6 +115,7 @@ pub enum Effect {
         set: NftSet,
         addr: IpAddr,
         timeout: std::time::Duration,
+        evict: Option<IpAddr>,
     },
     /// Kill command `id` and its process group (a start still running when
     /// its stop is due); its end is reported as usual.

@@ -48,6 +48,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use caps::room::NftAdded;
 pub use caps::Limit;
 pub use effect::{
     CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness, UsedMark,

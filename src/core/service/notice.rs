@@ -79,6 +79,13 @@ pub enum Notice {
         timeout: Duration,
         refreshed: bool,
     },
+    /// The knocker is in the door's set without a timeout (an admin put
+    /// it there): left as it is, so a knock never makes it expire.
+    LeftInSet {
+        door: Arc<str>,
+        src: IpAddr,
+        set: String,
+    },
     /// The kernel refused the element: the door did not open.
     NotAddedToSet {
         src: IpAddr,
@@ -326,6 +333,7 @@ impl Notice {
             Notice::WouldRun { .. } => "would_run",
             Notice::WouldAddToSet { .. } => "would_add_to_set",
             Notice::AddedToSet { .. } => "added_to_set",
+            Notice::LeftInSet { .. } => "left_in_set",
             Notice::NotAddedToSet { .. } => "not_added_to_set",
             Notice::CannotRun { .. } => "cannot_run",
             Notice::NonZeroStatus { .. } => "command_failed",
@@ -467,6 +475,7 @@ impl Notice {
                 ("timeout", secs(*timeout)),
                 ("refreshed", Value::Bool(*refreshed)),
             ],
+            Notice::LeftInSet { door: d, src, set } => vec![ip(*src), door(d), ("set", s(set))],
             Notice::NotAddedToSet {
                 src,
                 door: d,
@@ -528,6 +537,7 @@ impl Notice {
                 let (name, count) = match limit {
                     Limit::OpensPerMinute(c) => ("MaxOpensPerMinute", n(*c)),
                     Limit::PendingStops(c) => ("MaxPendingStops", n(*c)),
+                    Limit::NftAddsPerSecond(c) => ("netlink budget", n(*c)),
                 };
                 vec![ip(*src), door(d), ("limit", s(name)), ("count", count)]
             }
@@ -767,6 +777,10 @@ impl Notice {
                 if *refreshed { "in" } else { "to" },
                 timeout.as_secs_f64()
             ),
+            Notice::LeftInSet { door, src, set } => write!(
+                f,
+                "{door}: {src} is in nft set {set} without a timeout: left as it is"
+            ),
             Notice::NotAddedToSet { door, error, .. } => {
                 write!(f, "{door}: not opened: {error}")
             }
@@ -825,6 +839,9 @@ impl Notice {
                     }
                     Limit::PendingStops(n) => {
                         write!(f, "{n} stop commands pending (MaxPendingStops)")
+                    }
+                    Limit::NftAddsPerSecond(n) => {
+                        write!(f, "{n} nft set additions in the last second (netlink budget)")
                     }
                 }
             }

@@ -5,7 +5,7 @@
 //! set's answer (which names its request).
 
 use super::caps::Refusal;
-use super::{Effect, Mode, Notice, Service};
+use super::{Effect, Mode, NftAdded, Notice, Service};
 use crate::core::engine::{Action, Event, OpenId, Opening};
 use crate::core::knock::Timestamp;
 
@@ -63,7 +63,21 @@ impl Service {
         // refusal would waste its line.
         let start = self.engine.would_run_start(&o);
         let costly = (start || nft.is_some()) && !self.onetime.is_one_time(id);
-        if costly {
+        if costly && !start {
+            // Only a set: one netlink message, bounded by the set's size
+            // and a netlink budget, not by the openings a minute meant for
+            // commands (a flood would use those up and lock the owner out).
+            if let Err(refusal) = self.caps.check_nft(id, o.src, o.at) {
+                if let Refusal::Report(limit) = refusal {
+                    self.log(Notice::Refused {
+                        src: o.src,
+                        door: name,
+                        limit,
+                    });
+                }
+                return;
+            }
+        } else if costly {
             let before = self.engine.pending_stops_of(id);
             if let Err(refusal) = self.caps.check(id, before, o.at) {
                 if let Refusal::Report(limit) = refusal {
@@ -114,12 +128,14 @@ impl Service {
                 }
                 self.nft_requests += 1;
                 let request = self.nft_requests;
+                let name = set.to_string();
+                let evict = self.caps.room.claim(&name, o.src, self.now);
                 self.nft_pending.insert(
                     request,
                     NftPending {
                         opening: o,
                         open,
-                        set: set.to_string(),
+                        set: name,
                     },
                 );
                 self.push(Effect::NftAdd {
@@ -127,6 +143,7 @@ impl Service {
                     set,
                     addr: o.src,
                     timeout,
+                    evict,
                 });
             }
         }
@@ -152,7 +169,7 @@ impl Service {
     /// not. When the kernel refused, the door does not count as open: the
     /// opening's start command, if it has one and it has not run yet, never
     /// runs, its stop is cancelled and its period is not used.
-    pub fn handle_nft_result(&mut self, id: u64, result: Result<bool, String>, now: Timestamp) {
+    pub fn handle_nft_result(&mut self, id: u64, result: Result<NftAdded, String>, now: Timestamp) {
         self.advance(now);
         let Some(NftPending { opening, open, set }) = self.nft_pending.remove(&id) else {
             return;
@@ -163,14 +180,19 @@ impl Service {
             .door(opening.door)
             .map(|d| d.cmd_timeout)
             .unwrap_or_default();
+        let outcome = result.as_ref().ok().copied();
+        self.caps
+            .room
+            .answered(&set, src, outcome, now + timeout, now);
         match result {
-            Ok(refreshed) => self.next(|s| {
+            Ok(NftAdded::Permanent) => self.next(|s| s.log(Notice::LeftInSet { door, src, set })),
+            Ok(added) => self.next(|s| {
                 s.log(Notice::AddedToSet {
                     door,
                     src,
                     set,
                     timeout,
-                    refreshed,
+                    refreshed: added == NftAdded::Refreshed,
                 })
             }),
             Err(error) => {

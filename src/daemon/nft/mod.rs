@@ -9,8 +9,8 @@
 //! - the nftnl crate's safe API cannot set a set element's timeout (only
 //!   raw libnftnl FFI can), and it brings libnftnl and libmnl with it;
 //! - what we need is a handful of messages: look a set up (GETSET), add
-//!   and delete one element (NEWSETELEM, DELSETELEM, in a batch) and list
-//!   the elements (GETSETELEM). The bytes live in `wire`, pure and tested
+//!   and delete one element (NEWSETELEM, DELSETELEM, in a batch), look one
+//!   up and list the elements (GETSETELEM). The bytes live in `wire`, pure and tested
 //!   byte for byte; this file owns the socket.
 //!
 //! Every exchange waits at most [`REPLY_TIMEOUT`] for the kernel, so the
@@ -21,15 +21,20 @@
 //! that portably: before Linux 6.10 the kernel ignores the timeout of an
 //! element that already exists, and later kernels update it only when the
 //! timeout value differs (and make the element permanent when an add
-//! carries no timeout at all). So [`Nft::add`] creates exclusively and, on
-//! EEXIST, deletes and re-adds the element in one batch, which the kernel
-//! commits atomically: the address is never missing from the set.
+//! carries no timeout at all). So [`Nft::add`] looks the element up and,
+//! when it is there, deletes and re-adds it in one batch, which the kernel
+//! commits atomically: the address is never missing from the set. (Looking
+//! up first, rather than creating and reading EEXIST, also keeps batches
+//! from being refused: the kernel aborts a refused batch after an RCU
+//! grace period, milliseconds asleep.)
 
 mod error;
 mod wire;
 
 pub use error::{NftError, Op};
+use wire::ElemOp;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -210,6 +215,12 @@ impl SetInfo {
 pub enum Added {
     New,
     Refreshed,
+    /// The address was there without a timeout (an admin added it): left
+    /// as it is, so it never starts to expire.
+    Permanent,
+    /// The set was full: the element [`Nft::add_making_room`] named was
+    /// removed (or was gone already) and the address added.
+    MadeRoom,
 }
 
 /// What went wrong in an exchange, before it is put in terms of the
@@ -307,7 +318,13 @@ pub struct Nft {
     sock: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// Sets found full, and when: see [`Nft::add_making_room`].
+    full: HashMap<SetRef, Instant>,
 }
+
+/// How long a set found full is taken to stay full (a flood keeps it so):
+/// meanwhile additions that name a victim replace it at once.
+const FULL_FOR: Duration = Duration::from_secs(1);
 
 /// Receive buffer: larger than any part of a dump the kernel sends (it
 /// sizes those to at most 32 KiB), so a reply is never truncated.
@@ -336,6 +353,7 @@ impl Nft {
             // requests, and a stale reply has an older number.
             seq: 0,
             buf: vec![0; RECV_BUF],
+            full: HashMap::new(),
         })
     }
 
@@ -467,15 +485,36 @@ impl Nft {
     /// Adds `addr` to `set`, to be removed by the kernel after `timeout`
     /// (rounded up to whole milliseconds; zero is refused, as the kernel
     /// would read it as "never"). An address already there has its timeout
-    /// restarted (see the module doc for why a plain add cannot): the
-    /// element is created exclusively and, if it exists, deleted and
-    /// re-added in one atomic batch. An element the operator added without
-    /// a timeout is replaced the same way, and so expires too.
+    /// restarted (see the module doc for why a plain add cannot): it is
+    /// deleted and re-added in one atomic batch. An element the operator
+    /// added without a timeout is left as it is ([`Added::Permanent`]): a
+    /// knock never turns it into one that expires.
     pub fn add(
         &mut self,
         set: &SetRef,
         addr: IpAddr,
         timeout: Duration,
+    ) -> Result<Added, NftError> {
+        self.add_making_room(set, addr, timeout, None)
+    }
+
+    /// [`Nft::add`], and if the set is full, `victim` (an element the
+    /// caller added, nearest expiry) is removed and `addr` added in one
+    /// batch, which the kernel applies all or none: [`Added::MadeRoom`].
+    ///
+    /// The element is looked up first, and a set found full is taken to
+    /// stay full for [`FULL_FOR`] (without a victim, the addition fails
+    /// without asking): a batch the kernel refuses (EEXIST, ENFILE) is
+    /// aborted, and an abort waits for an RCU grace period (8 ms measured,
+    /// asleep), which under a flood stalled the daemon until the capture
+    /// ring overflowed. So the common paths (new, full, refresh) each send
+    /// one batch that succeeds, and at most one a second is refused.
+    pub fn add_making_room(
+        &mut self,
+        set: &SetRef,
+        addr: IpAddr,
+        timeout: Duration,
+        victim: Option<IpAddr>,
     ) -> Result<Added, NftError> {
         validate(set, Op::Add(addr))?;
         let ms = timeout_ms(timeout).ok_or_else(|| NftError::Invalid {
@@ -484,36 +523,118 @@ impl Nft {
             why: "a zero timeout would never expire",
         })?;
         let key = key_of(addr);
+        let victim = victim.filter(|v| *v != addr).map(key_of);
         let deadline = Instant::now() + REPLY_TIMEOUT;
-        let mut last = Errno::EEXIST;
+        let enoent = -(Errno::ENOENT as i32);
         for _ in 0..ADD_ROUNDS {
-            let codes = self
-                .elem_batch(set, &key, &[(wire::ElemOp::Create, Some(ms))], deadline)
-                .map_err(|f| f.at(Op::Add(addr), set))?;
-            match codes.as_slice() {
-                [0] => return Ok(Added::New),
-                [c] if *c == -(Errno::EEXIST as i32) => {}
-                [c] => return Err(errno_at(*c, Op::Add(addr), set)),
-                _ => return Err(Fail::Reply("missing acknowledgement").at(Op::Add(addr), set)),
-            }
-
+            let found = self.lookup(set, &key, deadline);
             let op = Op::Refresh(addr);
-            let refresh = [
-                (wire::ElemOp::Delete, None),
-                (wire::ElemOp::Create, Some(ms)),
-            ];
+            match found.map_err(|f| f.at(Op::Add(addr), set))? {
+                // An admin's element without a timeout stays as it is.
+                Some(None) => return Ok(Added::Permanent),
+                Some(Some(_)) => {
+                    let refresh = [
+                        (ElemOp::Delete, &key, None),
+                        (ElemOp::Create, &key, Some(ms)),
+                    ];
+                    let codes = self
+                        .elem_batch(set, &refresh, deadline)
+                        .map_err(|f| f.at(op, set))?;
+                    match codes.as_slice() {
+                        [0, 0] => return Ok(Added::Refreshed),
+                        // Expired meanwhile: add it afresh.
+                        [d, _] if *d == enoent => continue,
+                        [0, c] | [c, _] => return Err(errno_at(*c, op, set)),
+                        _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
+                    }
+                }
+                None => {}
+            }
+            let op = Op::Add(addr);
+            let full = self.full.get(set).is_some_and(|t| t.elapsed() < FULL_FOR);
+            if let (true, Some(v)) = (full, &victim) {
+                let replace = [(ElemOp::Delete, v, None), (ElemOp::Create, &key, Some(ms))];
+                let codes = self
+                    .elem_batch(set, &replace, deadline)
+                    .map_err(|f| f.at(op, set))?;
+                match codes.as_slice() {
+                    [0, 0] => return Ok(Added::MadeRoom),
+                    // The victim is gone already (expired): room, perhaps.
+                    [d, _] if *d == enoent => {
+                        self.full.remove(set);
+                        continue;
+                    }
+                    [0, c] | [c, _] => return Err(errno_at(*c, op, set)),
+                    _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
+                }
+            }
+            if full && victim.is_none() {
+                // Nothing to remove: full, as the kernel said a moment ago
+                // (asking again would cost an aborted batch).
+                return Err(Fail::Kernel(Errno::ENFILE).at(op, set));
+            }
             let codes = self
-                .elem_batch(set, &key, &refresh, deadline)
+                .elem_batch(set, &[(ElemOp::Create, &key, Some(ms))], deadline)
                 .map_err(|f| f.at(op, set))?;
             match codes.as_slice() {
-                [0, 0] => return Ok(Added::Refreshed),
-                // Expired between the two batches: add it afresh.
-                [d, _] if *d == -(Errno::ENOENT as i32) => last = Errno::ENOENT,
-                [0, c] | [c, _] => return Err(errno_at(*c, op, set)),
+                [0] => {
+                    self.full.remove(set);
+                    return Ok(Added::New);
+                }
+                // Added meanwhile: refresh it.
+                [c] if *c == -(Errno::EEXIST as i32) => {}
+                [c] if *c == -(Errno::ENFILE as i32) => {
+                    self.full.insert(set.clone(), Instant::now());
+                    if victim.is_none() {
+                        return Err(errno_at(*c, op, set));
+                    }
+                }
+                [c] => return Err(errno_at(*c, op, set)),
                 _ => return Err(Fail::Reply("missing acknowledgement").at(op, set)),
             }
         }
-        Err(Fail::Kernel(last).at(Op::Refresh(addr), set))
+        Err(Fail::Kernel(Errno::EAGAIN).at(Op::Add(addr), set))
+    }
+
+    /// Whether `key` is in `set`: None if not, else its time left in
+    /// milliseconds (None: no timeout).
+    fn lookup(
+        &mut self,
+        set: &SetRef,
+        key: &[u8],
+        deadline: Instant,
+    ) -> Result<Option<Option<u64>>, Fail> {
+        let seq = self.next_seq();
+        let mut req = Vec::new();
+        wire::set_elem(&mut req, seq, wire::ElemOp::Get, target(set), key, None);
+        let mut found = None;
+        let mut code = None;
+        self.exchange(&req, deadline, |m| {
+            if m.seq != seq {
+                return Ok(false);
+            }
+            match m.ty {
+                wire::NEWSETELEM => {
+                    for e in wire::parse_elems(m.payload)? {
+                        if e.key == key {
+                            found = Some(e.expires_ms);
+                        }
+                    }
+                    Ok(false)
+                }
+                wire::NLMSG_ERROR => {
+                    code = Some(wire::status_code(m.payload)?);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        match code {
+            Some(0) => Ok(found),
+            Some(c) if c == -(Errno::ENOENT as i32) => Ok(None),
+            Some(c) => Err(Fail::Kernel(errno_of(c)?)),
+            None => Err(Fail::Reply("no acknowledgement")),
+        }
     }
 
     /// Removes `addr` from `set` now (a door closed early). An address not
@@ -524,12 +645,7 @@ impl Nft {
         validate(set, op)?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
         let codes = self
-            .elem_batch(
-                set,
-                &key_of(addr),
-                &[(wire::ElemOp::Delete, None)],
-                deadline,
-            )
+            .elem_batch(set, &[(ElemOp::Delete, &key_of(addr), None)], deadline)
             .map_err(|f| f.at(op, set))?;
         match codes.as_slice() {
             [0] => Ok(()),
@@ -598,14 +714,13 @@ impl Nft {
         }
     }
 
-    /// Commits element operations on `key` in `set` as one batch, which
-    /// the kernel applies all or none; the status of each (0 or -errno), in
-    /// order.
+    /// Commits element operations (each on its key) in `set` as one
+    /// batch, which the kernel applies all or none; the status of each (0
+    /// or -errno), in order.
     fn elem_batch(
         &mut self,
         set: &SetRef,
-        key: &[u8],
-        ops: &[(wire::ElemOp, Option<u64>)],
+        ops: &[(ElemOp, &Vec<u8>, Option<u64>)],
         deadline: Instant,
     ) -> Result<Vec<i32>, Fail> {
         let begin = self.next_seq();
@@ -613,7 +728,7 @@ impl Nft {
         let end = self.next_seq();
         let mut req = Vec::new();
         wire::batch_begin(&mut req, begin);
-        for (&(op, timeout_ms), &seq) in ops.iter().zip(&seqs) {
+        for (&(op, key, timeout_ms), &seq) in ops.iter().zip(&seqs) {
             wire::set_elem(&mut req, seq, op, target(set), key, timeout_ms);
         }
         wire::batch_end(&mut req, end);

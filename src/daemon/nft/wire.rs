@@ -235,6 +235,9 @@ pub(super) enum ElemOp {
     Create,
     /// DELSETELEM: ENOENT if absent.
     Delete,
+    /// GETSETELEM of one element (not in a batch): its NEWSETELEM, or
+    /// ENOENT if absent.
+    Get,
 }
 
 /// One set element message (acked, for a batch): `key` is the address in
@@ -253,6 +256,7 @@ pub(super) fn set_elem(
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         ),
         ElemOp::Delete => (nft_type(NFT_MSG_DELSETELEM), NLM_F_REQUEST | NLM_F_ACK),
+        ElemOp::Get => (nft_type(NFT_MSG_GETSETELEM), NLM_F_REQUEST | NLM_F_ACK),
     };
     let mut w = Writer::new(buf, ty, flags, seq, t.family, 0);
     w.str(NFTA_SET_ELEM_LIST_TABLE, t.table);
