@@ -258,6 +258,16 @@ pub(super) fn samples() -> Vec<Notice> {
             count: 1,
             rate: 200,
         },
+        Notice::OpeningsNotLogged {
+            door: Some(d.clone()),
+            count: 1,
+            rate: 50,
+        },
+        Notice::OpeningsNotLogged {
+            door: None,
+            count: 1,
+            rate: 200,
+        },
         Notice::StateFileProblem {
             path: st("PATH"),
             problem: st("REASON"),

@@ -184,6 +184,9 @@ pub struct Service {
     /// counts every destination as ours.
     local: Option<Vec<IpAddr>>,
     limiter: LineLimiter,
+    /// The same budgets for the lines of set-only openings (`OPEN SESAME`
+    /// and the set's answer), which a flood can make by the thousand.
+    set_lines: LineLimiter,
     caps: Caps,
     onetime: OneTimeDoors,
     rotating: RotatingDoors,
@@ -227,6 +230,7 @@ impl Service {
                 LocalAddrs::List(addrs) => Some(addrs),
             },
             limiter: LineLimiter::new(o.log_rate, o.max_log_lines),
+            set_lines: LineLimiter::new(o.log_rate, o.max_log_lines),
             caps: Caps::new(o.max_opens_per_minute, o.max_pending_stops),
             onetime: OneTimeDoors::new(config),
             rotating: RotatingDoors::default(),
@@ -322,6 +326,7 @@ impl Service {
         };
         [
             self.limiter.next_due(),
+            self.set_lines.next_due(),
             self.caps.next_report(),
             self.dropped.next_report(),
             self.rotating.next_boundary(),
@@ -724,6 +729,13 @@ impl Service {
                     count: s.count,
                     rate: s.rate,
                 },
+            });
+        }
+        for s in self.set_lines.summaries(now) {
+            self.log(Notice::OpeningsNotLogged {
+                door: s.door,
+                count: s.count,
+                rate: s.rate,
             });
         }
         while let Some(action) = self.engine.poll_action() {

@@ -156,6 +156,14 @@ pub enum Notice {
     },
     /// `MaxLogLines`: noisy lines of all doors counted, not written.
     SuppressedAll { count: u64, rate: u32 },
+    /// Openings of doors with only an nftables set (no command: a flood
+    /// of them is admitted, bounded by the set) whose lines were counted,
+    /// not written: `LogRate` per door, `MaxLogLines` for all (`None`).
+    OpeningsNotLogged {
+        door: Option<Arc<str>>,
+        count: u64,
+        rate: u32,
+    },
     /// A journal line that could not be read back at start.
     StateFileProblem { path: String, problem: String },
     /// Stops journaled by an earlier run, taken over at start.
@@ -352,6 +360,7 @@ impl Notice {
             Notice::StopRetry { .. } => "stop_retry",
             Notice::Suppressed { .. } => "lines_suppressed",
             Notice::SuppressedAll { .. } => "lines_suppressed_all",
+            Notice::OpeningsNotLogged { .. } => "openings_not_logged",
             Notice::StateFileProblem { .. } => "state_file_problem",
             Notice::Restored { .. } => "stops_restored",
             Notice::JournalFailed { .. } => "state_file_failed",
@@ -559,6 +568,16 @@ impl Notice {
             Notice::SuppressedAll { count, rate } => {
                 vec![("count", n(*count)), ("rate", n(*rate))]
             }
+            Notice::OpeningsNotLogged {
+                door: Some(d),
+                count,
+                rate,
+            } => vec![door(d), ("count", n(*count)), ("rate", n(*rate))],
+            Notice::OpeningsNotLogged {
+                door: None,
+                count,
+                rate,
+            } => vec![("count", n(*count)), ("rate", n(*rate))],
             Notice::StateFileProblem { path: p, problem } => {
                 vec![("path", s(p)), ("reason", s(problem))]
             }
@@ -869,6 +888,22 @@ impl Notice {
             Notice::Suppressed { door, count, rate } => write!(
                 f,
                 "{door}: {count} stage and sequence timeout lines not logged in the last second (more than {rate}/s)"
+            ),
+            Notice::OpeningsNotLogged {
+                door: Some(door),
+                count,
+                rate,
+            } => write!(
+                f,
+                "{door}: {count} set-only openings not logged in the last second (more than {rate}/s)"
+            ),
+            Notice::OpeningsNotLogged {
+                door: None,
+                count,
+                rate,
+            } => write!(
+                f,
+                "{count} set-only openings of all doors not logged in the last second (more than {rate}/s)"
             ),
             Notice::SuppressedAll { count, rate } => write!(
                 f,

@@ -15,6 +15,9 @@ pub(super) struct NftPending {
     /// The opening as committed.
     pub(super) open: OpenId,
     set: String,
+    /// Its lines are over the budget: the answer is not logged either
+    /// (a refusal still is).
+    quiet: bool,
 }
 
 impl Service {
@@ -63,7 +66,8 @@ impl Service {
         // refusal would waste its line.
         let start = self.engine.would_run_start(&o);
         let costly = (start || nft.is_some()) && !self.onetime.is_one_time(id);
-        if costly && !start {
+        let set_only = costly && !start;
+        if set_only {
             // Only a set: one netlink message, bounded by the set's size
             // and a netlink budget, not by the openings a minute meant for
             // commands (a flood would use those up and lock the owner out).
@@ -94,9 +98,14 @@ impl Service {
             return;
         };
         let open = committed.open;
+        // A flood admitted into a set would write thousands of lines a
+        // second: its openings' lines share the noisy lines' budgets.
+        let quiet = set_only && !self.set_lines.allow(&name, self.now);
         // Its `OPEN SESAME` comes first, then the set, then its commands.
         if let Some(Action::Log(open_sesame)) = self.engine.poll_action() {
-            self.log(Notice::Event(open_sesame));
+            if !quiet {
+                self.log(Notice::Event(open_sesame));
+            }
         }
         let live = self.settings.mode == Mode::Live;
         let mut durable = false;
@@ -136,6 +145,7 @@ impl Service {
                         opening: o,
                         open,
                         set: name,
+                        quiet,
                     },
                 );
                 self.push(Effect::NftAdd {
@@ -171,7 +181,13 @@ impl Service {
     /// runs, its stop is cancelled and its period is not used.
     pub fn handle_nft_result(&mut self, id: u64, result: Result<NftAdded, String>, now: Timestamp) {
         self.advance(now);
-        let Some(NftPending { opening, open, set }) = self.nft_pending.remove(&id) else {
+        let Some(NftPending {
+            opening,
+            open,
+            set,
+            quiet,
+        }) = self.nft_pending.remove(&id)
+        else {
             return;
         };
         let (src, door) = (opening.src, self.door_name(opening.door));
@@ -186,6 +202,7 @@ impl Service {
             .answered(&set, src, outcome, now + timeout, now);
         match result {
             Ok(NftAdded::Permanent) => self.next(|s| s.log(Notice::LeftInSet { door, src, set })),
+            Ok(_) if quiet => {}
             Ok(added) => self.next(|s| {
                 s.log(Notice::AddedToSet {
                     door,

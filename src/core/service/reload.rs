@@ -71,6 +71,7 @@ impl Service {
         self.commands.remap(&map);
         self.commands.set_max(o.max_commands);
         self.limiter.set_rates(o.log_rate, o.max_log_lines);
+        self.set_lines.set_rates(o.log_rate, o.max_log_lines);
         // Door numbers changed: the per-door counts start over.
         self.caps = Caps::new(o.max_opens_per_minute, o.max_pending_stops);
         self.push(Effect::SetSyslog(o.use_syslog));
