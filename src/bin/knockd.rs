@@ -364,6 +364,7 @@ fn exit_code(e: &DaemonError) -> u8 {
         DaemonError::Journal(knockd::daemon::journal::JournalError::Locked { .. }) => EX_TEMPFAIL,
         DaemonError::Journal(knockd::daemon::journal::JournalError::Untrusted { .. }) => EX_CONFIG,
         DaemonError::NftSets { .. } => EX_CONFIG,
+        DaemonError::DropRoot(_) => EX_OSERR,
         DaemonError::Addresses { .. } | DaemonError::Signals(_) | DaemonError::Poll(_) => EX_OSERR,
     }
 }

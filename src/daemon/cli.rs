@@ -88,7 +88,9 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["check", "daemon"])]
     pub status: bool,
 
-    /// replay a capture file (pcap or pcapng) through the doors, then exit
+    /// replay a capture file (pcap or pcapng) through the doors, then exit;
+    /// as root, without --run-commands, it gives up root (to the user
+    /// knockd, else nobody) before reading a packet
     #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "daemon"])]
     pub read: Option<PathBuf>,
 

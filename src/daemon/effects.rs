@@ -2,6 +2,9 @@
 //! back: the one place where effects become IO, shared by the live daemon
 //! and `--read`.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use super::journal::{self, Journal, JournalError, Rewritten};
 use super::nft_doors::NftDoors;
 use super::onetime_file;
@@ -30,6 +33,10 @@ pub struct Executor {
     journal: Option<Journal>,
     /// The netlink side of `Nft_Set` doors.
     pub nft: NftDoors,
+    /// One-time files read before a dry run gave up root: what reading
+    /// them again returns (a dry run never marks them, so they do not
+    /// change under it).
+    pub one_time_bytes: HashMap<PathBuf, Vec<u8>>,
 }
 
 impl Executor {
@@ -39,6 +46,7 @@ impl Executor {
             runner: Runner::default(),
             journal,
             nft: NftDoors::default(),
+            one_time_bytes: HashMap::new(),
         }
     }
 
@@ -74,10 +82,10 @@ impl Executor {
                     used,
                     mark,
                 } => {
-                    let bytes = if mark {
-                        onetime_file::use_line(&path, &used)
-                    } else {
-                        onetime_file::read(&path)
+                    let bytes = match self.one_time_bytes.get(&path) {
+                        Some(bytes) if !mark => Ok(bytes.clone()),
+                        _ if mark => onetime_file::use_line(&path, &used),
+                        _ => onetime_file::read(&path),
                     };
                     service.handle_one_time_file(door, bytes.map_err(|e| e.to_string()), now);
                 }

@@ -34,6 +34,7 @@ pub mod output;
 pub mod packet_socket;
 pub mod pcap_file;
 pub mod pidfile;
+pub mod privdrop;
 pub mod recover;
 pub mod replay;
 pub mod routes;

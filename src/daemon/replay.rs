@@ -2,7 +2,7 @@
 //! live daemon, with the capture's own timestamps as time, so the output is
 //! what the live daemon would have logged.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use super::oplog::OperatorLog;
 use super::output::Output;
 use super::run::DaemonError;
 use super::settings::Settings;
-use crate::core::config::Config;
+use crate::core::config::{Config, SequenceSource};
 use crate::core::engine::{LocalAddrs, Prefetch, PREFETCH_AHEAD};
 use crate::core::knock::Timestamp;
 use crate::core::service::{Close, Mode, Readiness, Service, SHUTDOWN_GRACE};
@@ -53,6 +53,22 @@ pub fn replay(
         .filter(|_| settings.log_file_from_cli);
     let mut log = OperatorLog::replay(log_file)?;
     log.set_format(settings.log_format);
+    // Everything this run reads or writes is open or read: a dry run
+    // parses the capture (hostile input) without root. With
+    // --run-commands the commands are the admin's and may need root.
+    let mut one_time_bytes = HashMap::new();
+    if settings.dry_run {
+        for door in &config.doors {
+            if let SequenceSource::OneTime { path, .. } = &door.sequence {
+                if let Ok(bytes) = super::onetime_file::read(path) {
+                    one_time_bytes.insert(path.clone(), bytes);
+                }
+            }
+        }
+        if let Some(d) = super::privdrop::drop_root()? {
+            tracing::debug!(user = %d.user, uid = d.uid, "gave up root for --read");
+        }
+    }
     let local = if settings.local_addrs.is_empty() {
         LocalAddrs::Any
     } else {
@@ -67,6 +83,7 @@ pub fn replay(
     );
     let out = Output::new(log, TimeBase::Capture, settings.lookup);
     let mut exec = Executor::new(out, None);
+    exec.one_time_bytes = one_time_bytes;
     let debug = settings.debug.then_some(TimeBase::Capture);
     let link = file.link();
     let mut ahead = ReadAhead::default();

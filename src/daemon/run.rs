@@ -54,6 +54,8 @@ pub enum DaemonError {
     Journal(#[from] JournalError),
     /// A door's nftables set is missing or unsuitable: the first problem
     /// (with its config line), and how many more there are.
+    #[error(transparent)]
+    DropRoot(#[from] super::privdrop::DropError),
     #[error("{first}{}", if *.more > 0 { format!(" (and {} more nft set problem(s))", .more) } else { String::new() })]
     NftSets { first: ConfigError, more: usize },
 }
