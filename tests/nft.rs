@@ -793,3 +793,40 @@ fn a_full_set_makes_room_by_removing_the_named_element_only() {
     assert!(matches!(added, Added::New | Added::MadeRoom), "{added:?}");
     assert_eq!(expires(&mut client, &set, ip("192.0.2.200")), Some(None));
 }
+
+/// Review of issue 19 item 6: the daemon's record of its own elements is
+/// not the kernel's word. A victim an admin made permanent since is never
+/// removed to make room, and an admin's element with a longer timeout
+/// than a knock gives is never shortened by a knock.
+#[test]
+#[ignore = "needs root: network namespaces and nftables"]
+fn admins_elements_are_never_evicted_or_shortened() {
+    let (ns, mut client) = setup(
+        "nft-admin",
+        &[
+            "add table inet filter",
+            "add set inet filter small { type ipv4_addr; flags timeout; size 2; }",
+            "add element inet filter small { 192.0.2.9 timeout 1h }",
+        ],
+    );
+    let set = set_ref("inet filter small");
+    let minute = Duration::from_secs(60);
+    // A knock from the admin's address: its hour stays.
+    client.add(&set, ip("192.0.2.9"), minute).expect("knock");
+    let left = expires(&mut client, &set, ip("192.0.2.9")).flatten();
+    assert!(
+        left.is_some_and(|l| l > Duration::from_secs(3000)),
+        "shortened to {left:?}"
+    );
+    // Ours, then made permanent by an admin (delete and add back
+    // without a timeout), then named as the victim of a full set.
+    client.add(&set, ip("192.0.2.1"), minute).expect("ours");
+    ns.exec("nft", &["delete element inet filter small { 192.0.2.1 }"]);
+    ns.exec("nft", &["add element inet filter small { 192.0.2.1 }"]);
+    assert!(client.add(&set, ip("192.0.2.3"), minute).is_err(), "full");
+    assert!(client
+        .add_making_room(&set, ip("192.0.2.3"), minute, Some(ip("192.0.2.1")))
+        .is_err());
+    assert_eq!(expires(&mut client, &set, ip("192.0.2.1")), Some(None));
+    assert_eq!(expires(&mut client, &set, ip("192.0.2.3")), None);
+}

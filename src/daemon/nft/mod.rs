@@ -532,6 +532,9 @@ impl Nft {
             match found.map_err(|f| f.at(Op::Add(addr), set))? {
                 // An admin's element without a timeout stays as it is.
                 Some(None) => return Ok(Added::Permanent),
+                // Already in for longer than a knock would give (an
+                // admin's longer timeout): never shortened.
+                Some(Some(left)) if left >= ms => return Ok(Added::Refreshed),
                 Some(Some(_)) => {
                     let refresh = [
                         (ElemOp::Delete, &key, None),
@@ -553,6 +556,12 @@ impl Nft {
             let op = Op::Add(addr);
             let full = self.full.get(set).is_some_and(|t| t.elapsed() < FULL_FOR);
             if let (true, Some(v)) = (full, &victim) {
+                // The victim is the caller's record of its own element; the
+                // kernel's word decides: an element made permanent since
+                // (an admin's add without a timeout) is never removed.
+                if let Some(None) = self.lookup(set, v, deadline).map_err(|f| f.at(op, set))? {
+                    return Err(Fail::Kernel(Errno::ENFILE).at(op, set));
+                }
                 let replace = [(ElemOp::Delete, v, None), (ElemOp::Create, &key, Some(ms))];
                 let codes = self
                     .elem_batch(set, &replace, deadline)
