@@ -493,6 +493,7 @@ fixture_tests!(
     many_doors_share_a_log_budget,
     mapped_sources_obey_deny,
     nft_doors_are_bounded_by_their_set,
+    nft_set_and_commands_journal_first,
     nft_set_doors,
     one_time_mark_failure_never_revives,
     one_time_progression,

@@ -119,7 +119,8 @@ impl Service {
         }
         // Until the journal holds what it needs, the opening is taken
         // back whole if the write fails.
-        if live && (durable || (committed.stop && !committed.extended)) {
+        let journaled = live && (durable || (committed.stop && !committed.extended));
+        if journaled {
             self.unconfirmed.insert(open, (o, committed));
         }
         if let Some((set, timeout)) = nft {
@@ -131,8 +132,9 @@ impl Service {
                     timeout,
                 });
             } else {
-                // A used mark is on disk before the kernel admits anyone.
-                if durable && self.first_start.is_none() {
+                // The opening's stop and used mark are on disk before the
+                // kernel admits anyone (journal first, then act).
+                if journaled && self.first_start.is_none() {
                     self.first_start = Some(self.effects.len());
                 }
                 self.nft_requests += 1;
