@@ -522,9 +522,18 @@ impl Service {
                 continue;
             };
             self.uncommit(&o, *open);
-            let before = self.nft_pending.len();
-            self.nft_pending.retain(|_, p| p.open != *open);
-            if self.nft_pending.len() < before && !said.contains(open) {
+            let dropped: Vec<u64> = self
+                .nft_pending
+                .iter()
+                .filter(|(_, p)| p.open == *open)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &dropped {
+                self.nft_pending.remove(id);
+                // The element it named to make room stays ours.
+                self.caps.room.release(*id, now);
+            }
+            if !dropped.is_empty() && !said.contains(open) {
                 notices.push(Notice::NotOpened {
                     src: o.src,
                     door: self.door_name(o.door),

@@ -15,8 +15,7 @@ pub(super) struct NftPending {
     /// The opening as committed.
     pub(super) open: OpenId,
     set: String,
-    /// Its lines are over the budget: the answer is not logged either
-    /// (a refusal still is).
+    /// Its lines are over the budget: the answer is not logged either.
     quiet: bool,
 }
 
@@ -140,7 +139,7 @@ impl Service {
                 self.nft_requests += 1;
                 let request = self.nft_requests;
                 let name = set.to_string();
-                let evict = self.caps.room.claim(&name, o.src, self.now);
+                let evict = self.caps.room.claim(request, &name, o.src, self.now);
                 self.nft_pending.insert(
                     request,
                     NftPending {
@@ -201,10 +200,12 @@ impl Service {
         let outcome = result.as_ref().ok().copied();
         self.caps
             .room
-            .answered(&set, src, outcome, now + timeout, now);
+            .answered(id, &set, src, outcome, now + timeout, now);
         match result {
-            Ok(NftAdded::Permanent) => self.next(|s| s.log(Notice::LeftInSet { door, src, set })),
+            // Over the budget of this door's lines (a flood into a set-only
+            // door): counted in the summary instead, whatever the answer.
             Ok(_) if quiet => {}
+            Ok(NftAdded::Permanent) => self.next(|s| s.log(Notice::LeftInSet { door, src, set })),
             Ok(added) => self.next(|s| {
                 s.log(Notice::AddedToSet {
                     door,
@@ -217,7 +218,9 @@ impl Service {
             Err(error) => {
                 self.drop_queued_start(open);
                 self.uncommit(&opening, open);
-                self.next(|s| s.log(Notice::NotAddedToSet { src, door, error }));
+                if !quiet {
+                    self.next(|s| s.log(Notice::NotAddedToSet { src, door, error }));
+                }
             }
         }
     }

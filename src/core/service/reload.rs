@@ -72,8 +72,13 @@ impl Service {
         self.commands.set_max(o.max_commands);
         self.limiter.set_rates(o.log_rate, o.max_log_lines);
         self.set_lines.set_rates(o.log_rate, o.max_log_lines);
-        // Door numbers changed: the per-door counts start over.
+        // Door numbers changed: the per-door counts start over. The
+        // record of our set elements is by set, not door: it stays, or a
+        // full set would have nothing to make room with after logrotate's
+        // SIGHUP.
+        let room = std::mem::take(&mut self.caps.room);
         self.caps = Caps::new(o.max_opens_per_minute, o.max_pending_stops);
+        self.caps.room = room;
         self.push(Effect::SetSyslog(o.use_syslog));
         if !self.settings.log_format_from_cli && o.log_format != self.settings.log_format {
             self.settings.log_format = o.log_format;

@@ -15,15 +15,16 @@
 //! deleted early, until they would have expired), and never more than
 //! [`MAX_RECORDED`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use crate::core::knock::Timestamp;
 
-/// Elements recorded per set, whatever its size: past it, new elements
-/// are not recorded (they are not candidates for eviction until the
-/// record has room again).
-pub const MAX_RECORDED: usize = 1 << 20;
+/// Elements recorded per set, whatever its size (the default `size` of a
+/// set; about 5 MiB of record): past it, new elements are not recorded
+/// (they are not candidates for eviction until the record has room
+/// again), so a set larger than this can be full with nothing to name.
+pub const MAX_RECORDED: usize = 1 << 16;
 
 /// What the kernel did with an [`super::super::Effect::NftAdd`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +82,8 @@ struct Claim {
 #[derive(Default)]
 pub struct Room {
     sets: HashMap<String, Ours>,
-    /// One per addition in flight, in order: the element it may evict.
-    pending: VecDeque<Option<Claim>>,
+    /// The element each addition in flight may evict, by request.
+    pending: HashMap<u64, Claim>,
 }
 
 impl Room {
@@ -90,7 +91,13 @@ impl Room {
     /// element to remove if the set is full, if any. None when `addr` is
     /// ours already (a refresh needs no room). Each addition in flight
     /// names a different element.
-    pub fn claim(&mut self, set: &str, addr: IpAddr, now: Timestamp) -> Option<IpAddr> {
+    pub fn claim(
+        &mut self,
+        request: u64,
+        set: &str,
+        addr: IpAddr,
+        now: Timestamp,
+    ) -> Option<IpAddr> {
         let ours = self.sets.entry(set.to_string()).or_default();
         ours.expire(now);
         let victim = if ours.expiry.contains_key(&addr) {
@@ -106,22 +113,35 @@ impl Room {
             })
         };
         let named = victim.as_ref().map(|c| c.victim);
-        self.pending.push_back(victim);
+        if let Some(c) = victim {
+            self.pending.insert(request, c);
+        }
         named
     }
 
-    /// The oldest addition in flight, of `addr` to `set` until `until`,
-    /// was answered (`None`: it failed). An element the kernel created is
-    /// ours; one we refreshed stays ours; an admin's is never recorded.
+    /// Addition `request` will never be made (its opening was taken
+    /// back): the element it named is still ours.
+    pub fn release(&mut self, request: u64, now: Timestamp) {
+        if let Some(c) = self.pending.remove(&request) {
+            if c.at > now {
+                self.sets.entry(c.set).or_default().insert(c.victim, c.at);
+            }
+        }
+    }
+
+    /// Addition `request`, of `addr` to `set` until `until`, was answered
+    /// (`None`: it failed). An element the kernel created is ours; one we
+    /// refreshed stays ours; an admin's is never recorded.
     pub fn answered(
         &mut self,
+        request: u64,
         set: &str,
         addr: IpAddr,
         outcome: Option<NftAdded>,
         until: Timestamp,
         now: Timestamp,
     ) {
-        let claim = self.pending.pop_front().flatten();
+        let claim = self.pending.remove(&request);
         let ours = self.sets.entry(set.to_string()).or_default();
         match outcome {
             Some(NftAdded::New | NftAdded::MadeRoom) => ours.insert(addr, until),
@@ -162,28 +182,96 @@ mod tests {
         let mut r = Room::default();
         let set = "inet filter s";
         // Nothing of ours yet: nothing to name.
-        assert_eq!(r.claim(set, ip("192.0.2.1"), s(0)), None);
-        r.answered(set, ip("192.0.2.1"), Some(NftAdded::New), s(30), s(0));
-        assert_eq!(r.claim(set, ip("192.0.2.2"), s(1)), Some(ip("192.0.2.1")));
-        r.answered(set, ip("192.0.2.2"), Some(NftAdded::New), s(31), s(1));
+        assert_eq!(r.claim(1, set, ip("192.0.2.1"), s(0)), None);
+        r.answered(1, set, ip("192.0.2.1"), Some(NftAdded::New), s(30), s(0));
+        assert_eq!(
+            r.claim(2, set, ip("192.0.2.2"), s(1)),
+            Some(ip("192.0.2.1"))
+        );
+        r.answered(2, set, ip("192.0.2.2"), Some(NftAdded::New), s(31), s(1));
         // An admin's permanent element is not recorded.
-        assert_eq!(r.claim(set, ip("192.0.2.9"), s(2)), Some(ip("192.0.2.1")));
-        r.answered(set, ip("192.0.2.9"), Some(NftAdded::Permanent), s(32), s(2));
+        assert_eq!(
+            r.claim(3, set, ip("192.0.2.9"), s(2)),
+            Some(ip("192.0.2.1"))
+        );
+        r.answered(
+            3,
+            set,
+            ip("192.0.2.9"),
+            Some(NftAdded::Permanent),
+            s(32),
+            s(2),
+        );
         assert_eq!(r.recorded(set), 2);
         // A refresh of ours moves it last; it needs no room.
-        assert_eq!(r.claim(set, ip("192.0.2.1"), s(3)), None);
-        r.answered(set, ip("192.0.2.1"), Some(NftAdded::Refreshed), s(33), s(3));
+        assert_eq!(r.claim(4, set, ip("192.0.2.1"), s(3)), None);
+        r.answered(
+            4,
+            set,
+            ip("192.0.2.1"),
+            Some(NftAdded::Refreshed),
+            s(33),
+            s(3),
+        );
         // Two additions in flight name different elements.
-        assert_eq!(r.claim(set, ip("192.0.2.3"), s(4)), Some(ip("192.0.2.2")));
-        assert_eq!(r.claim(set, ip("192.0.2.4"), s(4)), Some(ip("192.0.2.1")));
-        r.answered(set, ip("192.0.2.3"), Some(NftAdded::MadeRoom), s(34), s(4));
-        r.answered(set, ip("192.0.2.4"), None, s(34), s(4));
+        assert_eq!(
+            r.claim(5, set, ip("192.0.2.3"), s(4)),
+            Some(ip("192.0.2.2"))
+        );
+        assert_eq!(
+            r.claim(6, set, ip("192.0.2.4"), s(4)),
+            Some(ip("192.0.2.1"))
+        );
+        r.answered(
+            5,
+            set,
+            ip("192.0.2.3"),
+            Some(NftAdded::MadeRoom),
+            s(34),
+            s(4),
+        );
+        r.answered(6, set, ip("192.0.2.4"), None, s(34), s(4));
         // .2 went, .1 is back, .3 is ours.
         assert_eq!(r.recorded(set), 2);
-        assert_eq!(r.claim(set, ip("192.0.2.5"), s(5)), Some(ip("192.0.2.1")));
-        r.answered(set, ip("192.0.2.5"), None, s(35), s(5));
+        assert_eq!(
+            r.claim(7, set, ip("192.0.2.5"), s(5)),
+            Some(ip("192.0.2.1"))
+        );
+        r.answered(7, set, ip("192.0.2.5"), None, s(35), s(5));
         // Expired elements are forgotten.
-        assert_eq!(r.claim(set, ip("192.0.2.6"), s(40)), None);
+        assert_eq!(r.claim(8, set, ip("192.0.2.6"), s(40)), None);
         assert_eq!(r.recorded(set), 0);
+    }
+
+    #[test]
+    fn an_addition_never_made_gives_its_element_back() {
+        let mut r = Room::default();
+        let set = "inet filter s";
+        r.claim(1, set, ip("192.0.2.1"), s(0));
+        r.answered(1, set, ip("192.0.2.1"), Some(NftAdded::New), s(30), s(0));
+        assert_eq!(
+            r.claim(2, set, ip("192.0.2.2"), s(1)),
+            Some(ip("192.0.2.1"))
+        );
+        // Taken back before it went out (its journal write failed).
+        r.release(2, s(1));
+        assert_eq!(r.recorded(set), 1);
+        // A later answer to another request is not matched to it.
+        assert_eq!(
+            r.claim(3, set, ip("192.0.2.3"), s(2)),
+            Some(ip("192.0.2.1"))
+        );
+        r.answered(
+            3,
+            set,
+            ip("192.0.2.3"),
+            Some(NftAdded::MadeRoom),
+            s(32),
+            s(2),
+        );
+        assert_eq!(
+            r.claim(4, set, ip("192.0.2.4"), s(3)),
+            Some(ip("192.0.2.3"))
+        );
     }
 }
