@@ -27,11 +27,13 @@ fn a_one_step_variant_started_mid_attempt_opens_at_once() {
                 label: 1,
                 sequence: seq("7001:udp,7001:udp"),
                 used: false,
+                user: None,
             },
             Variant {
                 label: 3,
                 sequence: seq("7000"),
                 used: false,
+                user: None,
             },
         ],
     );

@@ -198,7 +198,7 @@ pub struct Service {
     nft_requests: u64,
     /// Committed openings whose used mark is not known to be on disk yet:
     /// a failed journal write takes them back.
-    unconfirmed: HashMap<OpenId, (Opening, Committed)>,
+    unconfirmed: HashMap<OpenId, (Opening, Committed, Option<Arc<str>>)>,
     /// Proposals dropped as forged.
     dropped: validate::DroppedLog,
     /// When a journal that could not be written is tried again.
@@ -510,7 +510,7 @@ impl Service {
         for cmd in starts {
             said.insert(cmd.open);
             let what = match self.unconfirmed.get(&cmd.open) {
-                Some((_, c)) if !c.stop => Unjournaled::UsedPeriod,
+                Some((_, c, _)) if !c.stop => Unjournaled::UsedPeriod,
                 _ => Unjournaled::Stop,
             };
             notices.push(self.not_opened(cmd, what, &error));
@@ -518,10 +518,10 @@ impl Service {
         // Every opening it was to cover is taken back whole (its used
         // mark, cool-down, count), and its set element is not added.
         for open in &uncovered {
-            let Some((o, c)) = self.unconfirmed.get(open).copied() else {
+            let Some((o, c, user)) = self.unconfirmed.get(open).cloned() else {
                 continue;
             };
-            self.uncommit(&o, *open);
+            self.uncommit(&o, *open, user.as_deref());
             let before = self.nft_pending.len();
             self.nft_pending.retain(|_, p| p.open != *open);
             if self.nft_pending.len() < before && !said.contains(open) {
