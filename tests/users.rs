@@ -19,7 +19,7 @@ use std::time::Duration;
 use support::{require_root, run_bounded, test_dir, write_config, Daemon, WAIT};
 
 const KNOCK: &str = env!("CARGO_BIN_EXE_knock");
-const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
+
 const ALICE: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const BOB: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
 
@@ -39,23 +39,25 @@ fn key_file(path: &Path, secret: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// A door of users `team` on 7800-7899, 4 steps, 30 s periods.
-fn conf(users: &Path, extra: &str) -> String {
+/// A door of users `door` on 7800-7899, 4 steps, 30 s periods. Each test
+/// names its own door: the name is part of the derivation, so tests
+/// running side by side on `lo` never open each other's doors.
+fn conf(door: &str, users: &Path, extra: &str) -> String {
     format!(
-        "[team]\n\tSequence_Secret_Dir = {}\n\tSequence_Ports = 7800-7899\n\
+        "[{door}]\n\tSequence_Secret_Dir = {}\n\tSequence_Ports = 7800-7899\n\
          \tSequence_Length = 4\n\tSequence_Period = 30\n\tTCPFlags = syn\n{extra}",
         users.display()
     )
 }
 
-/// `knock`'s arguments for the door with key file `key`, before HOST.
-fn knock_args(key: &Path) -> Vec<String> {
+/// `knock`'s arguments for `door` with key file `key`, before HOST.
+fn knock_args(door: &str, key: &Path) -> Vec<String> {
     let key = key.display().to_string();
     [
         "--secret-file",
         &key,
         "--door",
-        "team",
+        door,
         "--ports",
         "7800-7899",
         "--length",
@@ -78,8 +80,8 @@ fn run_knock(args: &[String]) {
 }
 
 /// The ports of a key's sequence at Unix time `at`.
-fn sequence_at(key: &Path, at: u64) -> Vec<u16> {
-    let mut args = knock_args(key);
+fn sequence_at(door: &str, key: &Path, at: u64) -> Vec<u16> {
+    let mut args = knock_args(door, key);
     args.extend([
         "--show-sequence".to_string(),
         "--at".into(),
@@ -129,6 +131,7 @@ fn two_users_open_in_one_period_with_their_own_keys() {
     let users = users_dir(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
     let starts = dir.path().join("starts");
     let conf = conf(
+        "two",
         &users,
         &format!(
             "\tStart_Command = echo %IP% %USER% >> {}\n",
@@ -138,11 +141,11 @@ fn two_users_open_in_one_period_with_their_own_keys() {
     let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
     away_from_a_boundary(Duration::from_secs(8));
     for user in ["alice", "bob"] {
-        let mut args = knock_args(&users.join(format!("{user}.key")));
+        let mut args = knock_args("two", &users.join(format!("{user}.key")));
         args.push("127.0.0.1".into());
         eprintln!("$ knock {}", args.join(" "));
         run_knock(&args);
-        daemon.wait_for_line(&format!("127.0.0.1: team: opened by {user}"), WAIT);
+        daemon.wait_for_line(&format!("127.0.0.1: two: opened by {user}"), WAIT);
     }
     daemon.wait_until("both starts", WAIT, |_| {
         fs::read_to_string(&starts).is_ok_and(|s| s.lines().count() == 2)
@@ -155,7 +158,7 @@ fn two_users_open_in_one_period_with_their_own_keys() {
     );
     assert_eq!(
         msgs.iter()
-            .filter(|m| *m == "127.0.0.1: team: OPEN SESAME")
+            .filter(|m| *m == "127.0.0.1: two: OPEN SESAME")
             .count(),
         2,
         "{msgs:?}"
@@ -176,14 +179,15 @@ fn a_revoked_user_is_refused_after_sighup_while_the_other_opens() {
     key_file(&alice_copy, ALICE);
     let starts = dir.path().join("starts");
     let conf = conf(
+        "revoked",
         &users,
         &format!("\tStart_Command = echo %USER% >> {}\n", starts.display()),
     );
     let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
     away_from_a_boundary(Duration::from_secs(10));
     let now = unix_now();
-    let current = sequence_at(&alice_copy, now);
-    let next = sequence_at(&alice_copy, now + 30);
+    let current = sequence_at("revoked", &alice_copy, now);
+    let next = sequence_at("revoked", &alice_copy, now + 30);
 
     fs::remove_file(users.join("alice.key")).unwrap();
     eprintln!("$ rm {}/alice.key; kill -HUP knockd", users.display());
@@ -196,7 +200,7 @@ fn a_revoked_user_is_refused_after_sighup_while_the_other_opens() {
     std::thread::sleep(Duration::from_millis(300));
 
     // Alice's current period with our client, her next one injected.
-    let mut args = knock_args(&alice_copy);
+    let mut args = knock_args("revoked", &alice_copy);
     args.push("127.0.0.1".into());
     eprintln!("$ knock {}", args.join(" "));
     run_knock(&args);
@@ -204,11 +208,11 @@ fn a_revoked_user_is_refused_after_sighup_while_the_other_opens() {
     inject.knock(61, &next);
     inject.knock(62, &current);
     // Bob, after her: when he has opened, her knocks were all seen.
-    let mut args = knock_args(&users.join("bob.key"));
+    let mut args = knock_args("revoked", &users.join("bob.key"));
     args.push("127.0.0.1".into());
     eprintln!("$ knock {}", args.join(" "));
     run_knock(&args);
-    daemon.wait_for_line("127.0.0.1: team: opened by bob", WAIT);
+    daemon.wait_for_line("127.0.0.1: revoked: opened by bob", WAIT);
     std::thread::sleep(Duration::from_millis(300));
     let msgs = daemon.stop();
     transcript(&msgs);
@@ -233,15 +237,15 @@ fn add_user_then_knock_with_the_printed_command_line() {
     require_root("live capture on lo");
     let dir = test_dir();
     let users = users_dir(dir.path(), &[("bob", BOB)]);
-    let conf = conf(&users, "\tStart_Command = true\n");
+    let conf = conf("added", &users, "\tStart_Command = true\n");
     let mut daemon = Daemon::start(dir.path(), None, &["-i", "lo"], &conf);
     let conf_path = dir.path().join("knockd.conf");
     let out = run_bounded(
-        Command::new(KNOCKD).args([
+        Command::new(support::knockd_bin()).args([
             "--add-user",
             "carol",
             "--door",
-            "team",
+            "added",
             "-c",
             &conf_path.display().to_string(),
         ]),
@@ -249,7 +253,7 @@ fn add_user_then_knock_with_the_printed_command_line() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     eprintln!(
-        "$ knockd --add-user carol --door team -c {}",
+        "$ knockd --add-user carol --door added -c {}",
         conf_path.display()
     );
     eprint!("{}{stdout}", String::from_utf8_lossy(&out.stderr));
@@ -261,11 +265,11 @@ fn add_user_then_knock_with_the_printed_command_line() {
     );
     // Never over an existing key.
     let again = run_bounded(
-        Command::new(KNOCKD).args([
+        Command::new(support::knockd_bin()).args([
             "--add-user",
             "carol",
             "--door",
-            "team",
+            "added",
             "-c",
             &conf_path.display().to_string(),
         ]),
@@ -292,18 +296,18 @@ fn add_user_then_knock_with_the_printed_command_line() {
     std::thread::sleep(Duration::from_millis(300));
     away_from_a_boundary(Duration::from_secs(8));
     run_knock(&words);
-    daemon.wait_for_line("127.0.0.1: team: opened by carol", WAIT);
+    daemon.wait_for_line("127.0.0.1: added: opened by carol", WAIT);
     let list = run_bounded(
-        Command::new(KNOCKD).args([
+        Command::new(support::knockd_bin()).args([
             "--list-users",
-            "team",
+            "added",
             "-c",
             &conf_path.display().to_string(),
         ]),
         Duration::from_secs(10),
     );
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
-    eprint!("$ knockd --list-users team\n{listed}");
+    eprint!("$ knockd --list-users added\n{listed}");
     let msgs = daemon.stop();
     transcript(&msgs);
     assert!(list.status.success());
@@ -322,10 +326,17 @@ fn add_user_then_knock_with_the_printed_command_line() {
 fn an_untrusted_key_file_or_directory_is_refused_by_check() {
     let dir = test_dir();
     let users = users_dir(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
-    let conf_path = write_config(dir.path(), &conf(&users, "\tStart_Command = true\n"));
+    let conf_path = write_config(
+        dir.path(),
+        &conf("untrusted", &users, "\tStart_Command = true\n"),
+    );
     let check = || {
         let out = run_bounded(
-            Command::new(KNOCKD).args(["--check", "-c", &conf_path.display().to_string()]),
+            Command::new(support::knockd_bin()).args([
+                "--check",
+                "-c",
+                &conf_path.display().to_string(),
+            ]),
             Duration::from_secs(10),
         );
         (
