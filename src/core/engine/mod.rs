@@ -120,6 +120,14 @@ struct Live {
     starts: HashMap<Step, u16>,
     /// Every step of every variant (only past [`SCAN_VARIANTS`]).
     steps: std::collections::HashSet<Step>,
+    /// Variants by a hash of their first k steps, k >= 2 (only past
+    /// [`SCAN_VARIANTS`], at a door of users): where an attempt goes when
+    /// its next step is not its sequence's but another's that begins
+    /// alike.
+    prefixes: HashMap<u64, Vec<u16>>,
+    /// Its sequences are users' (`Sequence_Secret_Dir`): they may share
+    /// first steps, so an attempt may move between them.
+    users: bool,
 }
 
 impl Live {
@@ -128,14 +136,49 @@ impl Live {
             variants,
             ..Live::default()
         };
+        live.users = live.variants.iter().any(|v| v.user.is_some());
         if live.variants.len() > SCAN_VARIANTS {
             for (i, v) in live.variants.iter().enumerate() {
                 let steps = v.sequence.steps();
                 live.starts.entry(steps[0]).or_insert(i as u16);
                 live.steps.extend(steps.iter().copied());
+                if live.users {
+                    for k in 2..=steps.len() {
+                        live.prefixes
+                            .entry(prefix_hash(&steps[..k]))
+                            .or_default()
+                            .push(i as u16);
+                    }
+                }
             }
         }
         live
+    }
+
+    /// At a door of users, the first variant that begins with the steps
+    /// attempt `variant` matched so far (`stage` of them) and then `step`:
+    /// the sequence the attempt really follows. O(1) past
+    /// [`SCAN_VARIANTS`] (a hash of the prefix, then a check).
+    fn switch(&self, variant: u16, stage: usize, step: Step) -> Option<u16> {
+        if !self.users {
+            return None;
+        }
+        let matched = &self.variants.get(variant as usize)?.sequence.steps()[..stage];
+        let fits = |w: &Variant| {
+            let s = w.sequence.steps();
+            s.len() > stage && s[..stage] == *matched && s[stage] == step
+        };
+        if self.variants.len() > SCAN_VARIANTS {
+            let mut key = matched.to_vec();
+            key.push(step);
+            return self
+                .prefixes
+                .get(&prefix_hash(&key))?
+                .iter()
+                .copied()
+                .find(|&w| fits(&self.variants[w as usize]));
+        }
+        self.variants.iter().position(fits).map(|i| i as u16)
     }
 
     fn is_empty(&self) -> bool {
@@ -168,6 +211,15 @@ impl Live {
                 .any(|s| s.port == port && s.proto == proto)
         })
     }
+}
+
+/// A hash of a sequence's first steps (for [`Live::switch`]; collisions
+/// are checked there).
+fn prefix_hash(steps: &[Step]) -> u64 {
+    steps.iter().fold(0xcbf2_9ce4_8422_2325, |h, s| {
+        let v = (u64::from(s.port) << 1) | (s.proto as u64);
+        (h ^ v).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A door at run time: its config and the sequences live now (none once a
@@ -719,10 +771,19 @@ impl Engine {
                     self.attempts.remove(id);
                     return;
                 };
-                if steps[stage] == step {
+                // A retransmitted step is never taken for another user's.
+                let switched = (steps[stage] != step && steps[stage - 1] != step)
+                    .then(|| door.live.switch(variant, stage, step))
+                    .flatten();
+                if steps[stage] == step || switched.is_some() {
+                    let variant = switched.unwrap_or(variant);
+                    let len = door.live.variants[variant as usize].sequence.len();
+                    if switched.is_some() {
+                        self.attempts.set_variant(id, variant);
+                    }
                     self.attempts.advance(id);
                     self.actions.push_back(stage_event(stage as u8 + 1));
-                    if stage + 1 == steps.len() {
+                    if stage + 1 == len {
                         self.attempts.remove(id);
                         self.complete(d, variant, k, now);
                     }

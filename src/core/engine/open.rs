@@ -70,7 +70,9 @@ impl Engine {
     pub fn user_of(&self, o: &Opening) -> Option<Arc<str>> {
         let door = self.doors.get(o.door.0 as usize)?;
         let v = door.live.variants.get(o.variant as usize)?;
-        (o.period == Some(v.label)).then(|| v.user.clone())?
+        o.period
+            .is_none_or(|p| p == v.label)
+            .then(|| v.user.clone())?
     }
 
     /// Whether committing `o` would run its door's start command (not an

@@ -377,6 +377,13 @@ impl Attempts {
         }
     }
 
+    /// The attempt follows another of its door's sequences from now on,
+    /// one with the same steps so far (a door of users: two users'
+    /// sequences may begin alike).
+    pub fn set_variant(&mut self, id: SlotId, variant: u16) {
+        self.slots[id as usize].variant = variant;
+    }
+
     /// Starts the attempt over at stage 1 from `now` (its first step came
     /// again): it moves to the back of both lists.
     pub fn restart(&mut self, id: SlotId, now: Timestamp, variant: u16) {
