@@ -346,7 +346,8 @@ fn add_user(cli: &Cli, config: &Config) -> ExitCode {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "HOST".into());
     eprint_line(format_args!(
-        "knockd: wrote {} (mode 0600): give it to {name} privately;          SIGHUP knockd to admit {name} (remove the file and SIGHUP to revoke)",
+        "knockd: wrote {} (mode 0600): give it to {name} privately; \
+         SIGHUP knockd to admit {name} (remove the file and SIGHUP to revoke)",
         path.display()
     ));
     print!("{}", users::instructions(&door, name, &host));
