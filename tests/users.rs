@@ -1,5 +1,6 @@
 //! Doors of users (`Sequence_Secret_Dir`, issue 21) end to end: our
-//! `knock` with each user's own key file opens the door on `lo`, and the
+//! `knock` with each user's own key file opens the door on `lo` and across
+//! a veth pair, and the
 //! log names who opened; a revoked user (key removed, SIGHUP) is refused
 //! while the other still opens; `knockd --add-user` writes a key whose
 //! printed command line opens the door; `--check` refuses a key file
@@ -16,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{require_root, run_bounded, test_dir, write_config, Daemon, WAIT};
+use support::{
+    require_root, run_bounded, test_dir, write_config, Daemon, VethPair, SRV_IF, SRV_V4, WAIT,
+};
 
 const KNOCK: &str = env!("CARGO_BIN_EXE_knock");
 
@@ -161,6 +164,47 @@ fn two_users_open_in_one_period_with_their_own_keys() {
             .filter(|m| *m == "127.0.0.1: two: OPEN SESAME")
             .count(),
         2,
+        "{msgs:?}"
+    );
+}
+
+/// Across a veth pair, from the client's namespace, with the user's own
+/// key: the door opens for 192.0.2.2, named.
+#[test]
+#[ignore = "needs root: network namespaces and live capture"]
+fn a_user_opens_across_a_veth_pair() {
+    require_root("network namespaces and live capture");
+    let net = VethPair::new("usr");
+    let dir = test_dir();
+    let users = users_dir(dir.path(), &[("alice", ALICE), ("bob", BOB)]);
+    let conf = conf(
+        "veth",
+        &users,
+        &format!(
+            "\tStart_Command = touch {}/opened-%IP%-%USER%\n",
+            dir.path().display()
+        ),
+    );
+    let mut daemon = Daemon::start(dir.path(), Some(&net.server), &["-i", SRV_IF], &conf);
+    away_from_a_boundary(Duration::from_secs(8));
+    let mut args = knock_args("veth", &users.join("bob.key"));
+    args.push(SRV_V4.to_string());
+    let out = run_bounded(
+        Command::new("ip")
+            .args(["netns", "exec", net.client.name(), KNOCK])
+            .args(&args),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    daemon.wait_for_file(&dir.path().join("opened-192.0.2.2-bob"));
+    let msgs = daemon.stop();
+    transcript(&msgs);
+    assert!(
+        msgs.iter().any(|m| m == "192.0.2.2: veth: opened by bob"),
         "{msgs:?}"
     );
 }
