@@ -1,7 +1,6 @@
 //! Doors of users (`Sequence_Secret_Dir`, issue 21) end to end: our
 //! `knock` with each user's own key file opens the door on `lo` and across
-//! a veth pair, and the
-//! log names who opened; a revoked user (key removed, SIGHUP) is refused
+//! a veth pair, and the log names who opened; a revoked user (key removed, SIGHUP) is refused
 //! while the other still opens; `knockd --add-user` writes a key whose
 //! printed command line opens the door; `--check` refuses a key file
 //! others can read (exit 78).
