@@ -1,6 +1,7 @@
 //! Every config in `examples/` is one `knockd --check` accepts: the files
 //! it names (under /etc/knockd/) are made in a private directory first,
-//! secrets as `knock --gen-secret` would, one-time files with a sequence.
+//! secrets as `knock --gen-secret` would, one-time files with a sequence,
+//! a directory of users' keys with two users.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -9,9 +10,11 @@ use std::process::Command;
 
 const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
 
-/// The paths under /etc/knockd/ a config names.
+/// The paths under /etc/knockd/ a config names (outside comments).
 fn etc_paths(text: &str) -> Vec<String> {
-    text.split_whitespace()
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(str::split_whitespace)
         .filter(|w| w.starts_with("/etc/knockd/"))
         .map(str::to_string)
         .collect()
@@ -25,6 +28,19 @@ fn check(example: &Path) {
     for path in etc_paths(&text) {
         let name = path.trim_start_matches("/etc/knockd/");
         let local = etc.join(name);
+        let is_users = text
+            .lines()
+            .any(|l| l.contains("Sequence_Secret_Dir") && l.contains(&path));
+        if is_users {
+            fs::create_dir(&local).unwrap();
+            fs::set_permissions(&local, fs::Permissions::from_mode(0o700)).unwrap();
+            for user in ["alice", "bob"] {
+                let key = local.join(format!("{user}.key"));
+                fs::write(&key, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+                fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            continue;
+        }
         let is_secret = text
             .lines()
             .any(|l| l.contains("Sequence_Secret_File") && l.contains(&path));

@@ -12,6 +12,9 @@
 //! config NAME:                       (another config, for `reload NAME`)
 //! onetime:                           (optional: the one-time file's lines;
 //! 1111,2222                           %ONETIME% in a config names it)
+//! keys:                              (optional: users of Sequence_Secret_Dir
+//! /virtual/a alice BASE32             doors, as DIR NAME SECRET; `keys NAME:`
+//!                                     for `config NAME:`)
 //! events:
 //! local 192.0.2.1 2001:db8::1 [@T]   (the interfaces' addresses changed)
 //! 0.000 203.0.113.5 tcp 7000 S       (a knock: time src proto port [flags] [-> dst])
@@ -49,9 +52,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use knockd::core::config::onetime::{first_live, locate_used};
-use knockd::core::config::{parse_str, Diagnostics, Parsed, SequenceSource};
+use knockd::core::config::{parse_str, Diagnostics, Parsed, SecretSource, SequenceSource, UserKey};
 use knockd::core::engine::LocalAddrs;
 use knockd::core::knock::Timestamp;
+use knockd::core::rotate::Secret;
 
 mod fixture;
 use fixture::{time, Fixture};
@@ -64,9 +68,27 @@ const ONETIME: &str = "/virtual/otp";
 
 /// The fixture's config text parsed, its one-time doors resolved against
 /// the in-memory file as the shell's resolve step would.
-fn load(text: &str, onetime: &[u8], name: &Path) -> Result<Parsed, Diagnostics> {
+fn load(text: &str, onetime: &[u8], keys: &str, name: &Path) -> Result<Parsed, Diagnostics> {
     let (mut config, mut warnings) = parse_str(&text.replace("%ONETIME%", ONETIME), name)?;
     for door in &mut config.doors {
+        if let SequenceSource::Rotating {
+            secret: SecretSource::Dir { path, users, .. },
+            ..
+        } = &mut door.sequence
+        {
+            let mut found: Vec<UserKey> = keys
+                .lines()
+                .filter_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    (Path::new(w[0]) == path.as_path()).then(|| UserKey {
+                        name: w[1].into(),
+                        secret: Secret::from_base32(w[2]).unwrap(),
+                    })
+                })
+                .collect();
+            found.sort_by(|a, b| a.name.cmp(&b.name));
+            *users = Some(found);
+        }
         if let SequenceSource::OneTime { path, current, .. } = &mut door.sequence {
             *current = first_live(onetime, path, |_| false, &mut warnings);
         }
@@ -99,6 +121,8 @@ struct Run {
     /// Door names of the running config, by id.
     names: Vec<String>,
     file: Vec<u8>,
+    /// The `keys:` sections, by config name.
+    keys: HashMap<String, String>,
     journal_fails: Option<String>,
     spawn_fails: Option<String>,
     mark_fails: Option<String>,
@@ -129,7 +153,8 @@ impl Run {
                         format!("+{key} {} {} @{}: {}", e.door, e.src, e.due, e.command)
                     };
                     let used = |m: &UsedMark| {
-                        format!("used {}/{} until {}", m.door, m.period, m.keep_until)
+                        let user = m.user.as_ref().map_or(String::new(), |u| format!("/{u}"));
+                        format!("used {}{user}/{} until {}", m.door, m.period, m.keep_until)
                     };
                     let (kind, shown): (&str, Vec<String>) = match &write {
                         JournalWrite::Append(records) => (
@@ -321,7 +346,12 @@ impl Run {
             }
             "reload" => {
                 let text = self.configs.get(words[1]).expect("no such config").clone();
-                let loaded = load(&text, &self.file, Path::new("k.conf"));
+                let loaded = load(
+                    &text,
+                    &self.file,
+                    self.keys.get(words[1]).map_or("", String::as_str),
+                    Path::new("k.conf"),
+                );
                 if let Ok((c, _)) = &loaded {
                     self.names = c.doors.iter().map(|d| d.name.clone()).collect();
                 }
@@ -343,10 +373,15 @@ impl Run {
                 );
             }
             "restore-used" => {
-                // restore-used DOOR PERIOD KEEP_UNTIL: a used mark an earlier
-                // run journaled.
+                // restore-used DOOR[/USER] PERIOD KEEP_UNTIL: a used mark an
+                // earlier run journaled.
+                let (door, user) = match words[1].split_once('/') {
+                    Some((d, u)) => (d, Some(u.into())),
+                    None => (words[1], None),
+                };
                 let mark = UsedMark {
-                    door: words[1].into(),
+                    door: door.into(),
+                    user,
                     period: words[2].parse().unwrap(),
                     keep_until: words[3].parse().unwrap(),
                 };
@@ -419,8 +454,13 @@ impl Run {
 
 fn run_fixture(name: &str) {
     let f = Fixture::read("service", name);
-    let (config, _) = load(&f.configs[""], f.onetime.as_bytes(), &f.path)
-        .unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
+    let (config, _) = load(
+        &f.configs[""],
+        f.onetime.as_bytes(),
+        f.keys.get("").map_or("", String::as_str),
+        &f.path,
+    )
+    .unwrap_or_else(|d| panic!("{name}: config: {:?}", d.errors));
     let settings = Settings {
         mode: if f.has("replay") {
             Mode::Replay
@@ -460,6 +500,7 @@ fn run_fixture(name: &str) {
         configs: f.configs.clone(),
         names: config.doors.iter().map(|d| d.name.clone()).collect(),
         file: f.onetime.clone().into_bytes(),
+        keys: f.keys.clone(),
         journal_fails: None,
         spawn_fails: None,
         mark_fails: None,
@@ -516,6 +557,8 @@ fixture_tests!(
     rotating_refused_opening_commits_nothing,
     rotating_used_survives_reload,
     rotating_used_survives_restart_and_clock_steps,
+    users_open_apart_in_one_period,
+    users_revoked_at_once,
     same_named_doors_are_separate,
     shutdown_gives_up_after_grace,
     shutdown_runs_every_pending_stop,

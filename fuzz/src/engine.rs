@@ -501,6 +501,7 @@ impl Harness {
                         label: u64::from(*label % 4),
                         sequence: sequence(steps),
                         used: *used,
+                        user: None,
                     })
                     .collect();
                 self.batch.set_variants(door, variants.clone());

@@ -22,12 +22,15 @@ enum Op {
     },
     Used {
         door: u8,
+        /// A user of the door (a `U` record), or none (a `u` record).
+        user: Option<u8>,
         period: u8,
         keep: u32,
     },
 }
 
 const DOORS: [&str; 4] = ["d", "open\tSSH", "back\\slash", "rot n"];
+const USERS: [&str; 3] = ["alice", "bob", "a.b-c_d"];
 
 fn time(secs: u32) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::from(secs)) + Duration::from_nanos(7)
@@ -55,8 +58,14 @@ fn record(op: &Op) -> Record {
             },
         ),
         Op::Remove { key } => Record::Remove(u64::from(*key)),
-        Op::Used { door, period, keep } => Record::Used(UsedMark {
+        Op::Used {
+            door,
+            user,
+            period,
+            keep,
+        } => Record::Used(UsedMark {
             door: DOORS[usize::from(*door) % 4].to_string(),
+            user: user.map(|u| USERS[usize::from(u) % 3].to_string()),
             period: u64::from(*period),
             keep_until: time(*keep),
         }),
@@ -64,7 +73,7 @@ fn record(op: &Op) -> Record {
 }
 
 /// What `records` leave, folded by hand: stops in the order first added,
-/// one mark per door and period with the latest `keep_until`.
+/// one mark per door, user and period with the latest `keep_until`.
 fn expected(records: &[Record]) -> (Vec<Entry>, Vec<UsedMark>) {
     let mut live: BTreeMap<u64, (usize, Entry)> = BTreeMap::new();
     let mut marks: Vec<UsedMark> = Vec::new();
@@ -79,7 +88,7 @@ fn expected(records: &[Record]) -> (Vec<Entry>, Vec<UsedMark>) {
             }
             Record::Used(m) => match marks
                 .iter_mut()
-                .find(|k| k.door == m.door && k.period == m.period)
+                .find(|k| k.door == m.door && k.user == m.user && k.period == m.period)
             {
                 Some(k) => k.keep_until = k.keep_until.max(m.keep_until),
                 None => marks.push(m.clone()),

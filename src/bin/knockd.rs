@@ -37,6 +37,10 @@ enum Mode {
     Replay,
     /// `--status`: the doors open now.
     Status,
+    /// `--add-user NAME --door DOOR`: a new user's key.
+    AddUser,
+    /// `--list-users DOOR`: a door's users and when each last opened.
+    ListUsers,
 }
 
 impl Mode {
@@ -45,6 +49,10 @@ impl Mode {
             Mode::Check
         } else if cli.status {
             Mode::Status
+        } else if cli.add_user.is_some() {
+            Mode::AddUser
+        } else if cli.list_users.is_some() {
+            Mode::ListUsers
         } else if cli.read.is_some() {
             Mode::Replay
         } else {
@@ -71,6 +79,8 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     match mode {
         Mode::Check => check(&cli, &config, warnings.len()),
         Mode::Status => status(&config),
+        Mode::AddUser => add_user(&cli, &config),
+        Mode::ListUsers => list_users(&cli, &config),
         Mode::Serve => serve(&cli, config),
         Mode::Replay => replay(&cli, &config),
     }
@@ -304,6 +314,86 @@ fn status(config: &Config) -> ExitCode {
             "{}\t{}\t{left}, at {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}\t{}",
             e.door, e.src, e.command
         ));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--add-user NAME --door DOOR`: writes the user's key file and prints
+/// what the user needs (the `knock` line and a doors-file entry, naming
+/// this host: replace it with the name the user reaches it by).
+fn add_user(cli: &Cli, config: &Config) -> ExitCode {
+    use knockd::daemon::users;
+    let (Some(name), Some(door)) = (&cli.add_user, &cli.door) else {
+        return ExitCode::from(EX_USAGE);
+    };
+    let door = match users::find(config, door) {
+        Ok(d) => d,
+        Err(e) => {
+            eprint_line(format_args!("knockd: {}: {e}", cli.config.display()));
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let path = match users::add_user(&door, name) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint_line(format_args!("knockd: {e}"));
+            return ExitCode::from(EX_CANTCREAT);
+        }
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "HOST".into());
+    eprint_line(format_args!(
+        "knockd: wrote {} (mode 0600): give it to {name} privately; \
+         SIGHUP knockd to admit {name} (remove the file and SIGHUP to revoke)",
+        path.display()
+    ));
+    print!("{}", users::instructions(&door, name, &host));
+    ExitCode::SUCCESS
+}
+
+/// `--list-users DOOR`: one line per user, with when they last opened as
+/// the state file's used marks say (marks are kept about a day).
+fn list_users(cli: &Cli, config: &Config) -> ExitCode {
+    use knockd::daemon::users;
+    let Some(door) = &cli.list_users else {
+        return ExitCode::from(EX_USAGE);
+    };
+    let door = match users::find(config, door) {
+        Ok(d) => d,
+        Err(e) => {
+            eprint_line(format_args!("knockd: {}: {e}", cli.config.display()));
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let path = config.options.state_file_path();
+    let marks = match knockd::daemon::journal::read(&path) {
+        Ok(contents) => contents.used,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            eprint_line(format_args!(
+                "knockd: cannot read state file {}: {}",
+                path.display(),
+                config::io_reason(&e)
+            ));
+            return ExitCode::from(EX_NOINPUT);
+        }
+    };
+    if door.users.is_empty() {
+        print_line(format_args!("no users in {}", door.dir.display()));
+    }
+    for (name, last) in users::last_opened(&door, &marks) {
+        match last {
+            Some(t) => {
+                let (y, mo, d, h, mi, s) = knockd::daemon::clock::local_time(t);
+                print_line(format_args!(
+                    "{name}\tlast opened in the period from {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"
+                ));
+            }
+            None => print_line(format_args!("{name}\tnot opened in the last day")),
+        }
     }
     ExitCode::SUCCESS
 }

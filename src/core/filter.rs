@@ -83,6 +83,28 @@ pub fn build_filter<'a>(
     local: &[IpAddr],
     only_v4: bool,
 ) -> String {
+    build_filter_with_ranges(doors, std::iter::empty(), local, only_v4)
+}
+
+/// A door whose live sequences are let through by their whole port range
+/// instead of port by port: a door of many users, whose port list would
+/// make a filter longer than the kernel takes (4096 instructions).
+#[derive(Debug, Clone, Copy)]
+pub struct PortRange<'a> {
+    pub door: &'a Door,
+    pub proto: Proto,
+    pub first: u16,
+    pub last: u16,
+}
+
+/// [`build_filter`], with some doors' ports given as ranges.
+pub fn build_filter_with_ranges<'a>(
+    doors: impl IntoIterator<Item = (&'a Door, &'a Sequence)>,
+    ranges: impl IntoIterator<Item = PortRange<'a>>,
+    local: &[IpAddr],
+    only_v4: bool,
+) -> String {
+    let ranges: Vec<PortRange<'a>> = ranges.into_iter().collect();
     let mut groups: Vec<Group> = Vec::new();
     let families: &[Family] = if only_v4 {
         &[Family::V4]
@@ -107,6 +129,26 @@ pub fn build_filter<'a>(
                 }
             };
             group.add_door(door, sequence);
+        }
+    }
+    for r in &ranges {
+        for &family in families {
+            let hosts = destinations(r.door, local, family);
+            if hosts.is_empty() {
+                continue;
+            }
+            let group = match groups
+                .iter()
+                .position(|g| g.family == family && g.hosts == hosts)
+            {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(Group::new(family, hosts));
+                    let last = groups.len() - 1;
+                    &mut groups[last]
+                }
+            };
+            group.add_range(r);
         }
     }
     groups.retain(|g| !g.is_empty());
@@ -171,6 +213,9 @@ struct Group {
     /// TCP ports per flag rule, in first-seen order.
     tcp: Vec<(FlagRule, Vec<u16>)>,
     udp: Vec<u16>,
+    /// Port ranges (doors of many users), TCP per flag rule.
+    tcp_ranges: Vec<(FlagRule, (u16, u16))>,
+    udp_ranges: Vec<(u16, u16)>,
 }
 
 impl Group {
@@ -180,6 +225,19 @@ impl Group {
             hosts,
             tcp: Vec::new(),
             udp: Vec::new(),
+            tcp_ranges: Vec::new(),
+            udp_ranges: Vec::new(),
+        }
+    }
+
+    fn add_range(&mut self, r: &PortRange<'_>) {
+        let rule = r.door.tcp_flags;
+        match r.proto {
+            Proto::Udp => push_unique(&mut self.udp_ranges, (r.first, r.last)),
+            Proto::Tcp if rule.set.0 & rule.clear.0 == 0 => {
+                push_unique(&mut self.tcp_ranges, (rule, (r.first, r.last)))
+            }
+            Proto::Tcp => {}
         }
     }
 
@@ -208,7 +266,10 @@ impl Group {
     }
 
     fn is_empty(&self) -> bool {
-        self.tcp.is_empty() && self.udp.is_empty()
+        self.tcp.is_empty()
+            && self.udp.is_empty()
+            && self.tcp_ranges.is_empty()
+            && self.udp_ranges.is_empty()
     }
 
     fn render(&self) -> String {
@@ -223,6 +284,17 @@ impl Group {
         }
         if !self.udp.is_empty() {
             alts.push(format!("udp dst port {}", alternatives(&self.udp)));
+        }
+        for (rule, (first, last)) in &self.tcp_ranges {
+            let mut alt = format!("tcp dst portrange {first}-{last}");
+            if let Some(test) = flag_test(self.family, rule) {
+                alt.push_str(" and ");
+                alt.push_str(&test);
+            }
+            alts.push(alt);
+        }
+        for (first, last) in &self.udp_ranges {
+            alts.push(format!("udp dst portrange {first}-{last}"));
         }
         let body = if alts.len() == 1 {
             alts.swap_remove(0)

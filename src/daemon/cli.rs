@@ -109,6 +109,22 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR", requires = "read")]
     pub local_addr: Vec<std::net::IpAddr>,
 
+    /// write a new key for user NAME at the door named by --door (a door
+    /// with Sequence_Secret_Dir): DIR/NAME.key, mode 0600, never over
+    /// another; print the user's knock command line and doors-file entry
+    #[arg(long, value_name = "NAME", requires = "door",
+          conflicts_with_all = ["check", "daemon", "status", "read", "list_users"])]
+    pub add_user: Option<String>,
+
+    /// with --add-user: the door's name in the config
+    #[arg(long, value_name = "DOOR", requires = "add_user")]
+    pub door: Option<String>,
+
+    /// list the users of DOOR (a door with Sequence_Secret_Dir) and when
+    /// each last opened (from the state file)
+    #[arg(long, value_name = "DOOR", conflicts_with_all = ["check", "daemon", "status", "read"])]
+    pub list_users: Option<String>,
+
     /// display version
     #[arg(short = 'V', long, action = ArgAction::Version)]
     version: (),

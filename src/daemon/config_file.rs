@@ -12,8 +12,8 @@ use super::onetime_file;
 use super::safe_file::{self, Holds, TrustError};
 use crate::core::config::onetime::first_live;
 use crate::core::config::{
-    io_reason, parse_partial, Config, Diagnostics, Options, Parsed, SecretSource, SequenceSource,
-    Warning,
+    io_reason, parse_partial, valid_user_name, Config, Diagnostics, Options, Parsed, SecretSource,
+    SequenceSource, UserKey, Warning, MAX_USERS, MAX_USER_NAME,
 };
 use crate::core::rotate::Secret;
 
@@ -251,6 +251,35 @@ pub fn resolve(config: &mut Config, main: &Path, diag: &mut Diagnostics) {
             }
             continue;
         }
+        if let SequenceSource::Rotating {
+            secret:
+                SecretSource::Dir {
+                    path,
+                    line,
+                    key,
+                    users,
+                },
+            ..
+        } = &mut door.sequence
+        {
+            match read_users(path) {
+                Ok(found) => {
+                    if found.is_empty() {
+                        diag.warn(
+                            file,
+                            Some(*line),
+                            format!(
+                                "{} holds no NAME.key file: door [{name}] opens for nobody",
+                                path.display()
+                            ),
+                        );
+                    }
+                    *users = Some(found);
+                }
+                Err(message) => diag.error(file, Some(*line), Some(key), message),
+            }
+            continue;
+        }
         let SequenceSource::OneTime {
             path,
             directive_line,
@@ -305,6 +334,73 @@ fn read_secret(path: &Path) -> Result<Secret, String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
     Secret::from_base32(&text).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// The users of a `Sequence_Secret_Dir` door: every `NAME.key` in `dir`,
+/// sorted by name, each under the trust rule of secret files; `dir`
+/// itself root's (or knockd's user's) and not writable by group or others
+/// (whoever could write it could add a user). The first problem is the
+/// error, naming the file.
+pub fn read_users(dir: &Path) -> Result<Vec<UserKey>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = dir.display();
+    let meta =
+        std::fs::metadata(dir).map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "{shown} is not a directory; name the directory of NAME.key files"
+        ));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!(
+            "{shown} is owned by uid {}, not root, and holds users' secrets; chown root {shown}",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{shown} is writable by group or others (mode {mode:04o}): they could add a user; chmod go-w {shown}"
+        ));
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {shown}: {}", io_reason(&e)))?;
+        let file = entry.file_name();
+        let Some(stem) = file.as_encoded_bytes().strip_suffix(b".key") else {
+            continue;
+        };
+        let path = entry.path();
+        let name = std::str::from_utf8(stem)
+            .ok()
+            .filter(|n| valid_user_name(n))
+            .ok_or_else(|| {
+                format!(
+                    "{}: a user's name is letters, digits and ._- (at most {MAX_USER_NAME} bytes, not starting with a dot); rename the file",
+                    path.display()
+                )
+            })?;
+        names.push((name.to_string(), path));
+    }
+    if names.len() > MAX_USERS {
+        return Err(format!(
+            "{shown} holds {} users; a door takes at most {MAX_USERS}",
+            names.len()
+        ));
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|(name, path)| {
+            Ok(UserKey {
+                name: name.into(),
+                secret: read_secret(&path)?,
+            })
+        })
+        .collect()
 }
 
 /// A warning when others may read the file: it holds the knock sequences.

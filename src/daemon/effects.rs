@@ -167,6 +167,7 @@ impl Executor {
 fn used_mark(m: UsedMark) -> journal::UsedMark {
     journal::UsedMark {
         door: m.door.to_string(),
+        user: m.user.map(|u| u.to_string()),
         period: m.period,
         keep_until: std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.keep_until),
     }
@@ -180,6 +181,7 @@ pub fn restored_mark(m: journal::UsedMark) -> UsedMark {
         .map_or(0, |d| d.as_secs());
     UsedMark {
         door: m.door.into(),
+        user: m.user.map(std::sync::Arc::from),
         period: m.period,
         keep_until,
     }

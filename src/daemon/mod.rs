@@ -44,4 +44,5 @@ pub mod safe_file;
 pub mod settings;
 pub mod signals;
 pub mod sockopt;
+pub mod users;
 pub mod waiter;

@@ -4,13 +4,14 @@
 use super::NftSet;
 
 /// The tokens a command may name, replaced when it runs.
-pub const TOKENS: [&str; 6] = [
+pub const TOKENS: [&str; 7] = [
     "%IP%",
     "%DOOR%",
     "%DST%",
     "%PROTO%",
     "%TIMEOUT%",
     "%FAMILY%",
+    "%USER%",
 ];
 
 /// `FAMILY TABLE SET`, for knockers of one address family (`v6`).

@@ -19,6 +19,7 @@ mod tests;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::cidr::Cidr;
@@ -258,14 +259,54 @@ pub enum SecretSource {
         key: String,
         secret: Option<Secret>,
     },
+    /// `Sequence_Secret_Dir = DIR`: one secret per user, `DIR/NAME.key`,
+    /// so each person opens, is named and is revoked alone. The parser
+    /// leaves `users` `None`; the shell's resolve step reads the directory
+    /// (each file under the trust rule) and fills it in, sorted by name.
+    Dir {
+        path: PathBuf,
+        /// Line and key of the directive, for messages about the files.
+        line: usize,
+        key: String,
+        users: Option<Vec<UserKey>>,
+    },
+}
+
+/// One user of a `Sequence_Secret_Dir` door: the name (the key file's
+/// stem) and its secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserKey {
+    pub name: Arc<str>,
+    pub secret: Secret,
+}
+
+/// Users a `Sequence_Secret_Dir` door takes at most: bounds the door's
+/// live sequences (users times accepted periods) and the filter.
+pub const MAX_USERS: usize = 4096;
+
+/// Longest user name, in bytes.
+pub const MAX_USER_NAME: usize = 64;
+
+/// Whether `name` may name a user: letters, digits, `._-`, 1 to
+/// [`MAX_USER_NAME`] bytes, not starting with a dot (a hidden file, and
+/// never `.` or `..`). It appears in log lines and in `%USER%`, expanded
+/// into a shell command: nothing in it may be special there.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_USER_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl SecretSource {
-    /// The secret, once known.
+    /// The secret, once known (`None` for a door of users, too).
     pub fn secret(&self) -> Option<&Secret> {
         match self {
             SecretSource::Inline(s) => Some(s),
             SecretSource::File { secret, .. } => secret.as_ref(),
+            SecretSource::Dir { .. } => None,
         }
     }
 }
@@ -510,6 +551,13 @@ impl Door {
                     match secret {
                         SecretSource::Inline(_) => "inline".to_string(),
                         SecretSource::File { path, .. } => format!("from {}", path.display()),
+                        SecretSource::Dir { path, users, .. } => format!(
+                            "per user from {}{}",
+                            path.display(),
+                            users
+                                .as_ref()
+                                .map_or(String::new(), |u| format!(": {} user(s)", u.len()))
+                        ),
                     }
                 ));
             }

@@ -292,6 +292,26 @@ impl Parser<'_> {
             return;
         };
         let mut b = *b;
+        if !b.rotating.has_users() {
+            let commands = [
+                &b.door.start_command,
+                &b.door.start_command_6,
+                &b.door.stop_command,
+                &b.door.stop_command_6,
+            ];
+            if commands
+                .iter()
+                .any(|c| c.as_deref().is_some_and(|c| c.contains("%USER%")))
+            {
+                self.warn(
+                    b.door.line,
+                    format!(
+                        "door [{}]: %USER% is always empty here: the door has no users (Sequence_Secret_Dir)",
+                        b.door.name
+                    ),
+                );
+            }
+        }
         if let Some(line) = b.rotating.first_line {
             let other = match (b.sequence_line, b.one_time_line) {
                 (Some(_), _) => Some("Sequence"),

@@ -21,6 +21,7 @@ pub fn is_rotating_key(upper: &str) -> bool {
     matches!(
         upper,
         "SEQUENCE_SECRET_FILE"
+            | "SEQUENCE_SECRET_DIR"
             | "SEQUENCE_SECRET"
             | "SEQUENCE_LENGTH"
             | "SEQUENCE_PORTS"
@@ -55,8 +56,22 @@ impl RotatingBuilder {
     ) -> Result<(), String> {
         self.first_line.get_or_insert(number);
         match upper {
-            "SEQUENCE_SECRET_FILE" | "SEQUENCE_SECRET" if self.secret.is_some() => {
-                Err("a door has one Sequence_Secret or Sequence_Secret_File".into())
+            "SEQUENCE_SECRET_FILE" | "SEQUENCE_SECRET" | "SEQUENCE_SECRET_DIR"
+                if self.secret.is_some() =>
+            {
+                Err(
+                    "a door has one Sequence_Secret, Sequence_Secret_File or Sequence_Secret_Dir"
+                        .into(),
+                )
+            }
+            "SEQUENCE_SECRET_DIR" => {
+                self.secret = Some(SecretSource::Dir {
+                    path: PathBuf::from(value),
+                    line: number,
+                    key: key.to_string(),
+                    users: None,
+                });
+                Ok(())
             }
             "SEQUENCE_SECRET_FILE" => {
                 self.secret = Some(SecretSource::File {
@@ -115,10 +130,16 @@ impl RotatingBuilder {
         }
     }
 
+    /// Whether the door has users (`Sequence_Secret_Dir`): `%USER%` names
+    /// one only there.
+    pub fn has_users(&self) -> bool {
+        matches!(self.secret, Some(SecretSource::Dir { .. }))
+    }
+
     /// The door's sequence source, or what is missing or inconsistent.
     pub fn finish(self, door: &str) -> Result<SequenceSource, String> {
         let secret = self.secret.ok_or_else(|| {
-            format!("door [{door}] has Sequence_* directives but no Sequence_Secret or Sequence_Secret_File")
+            format!("door [{door}] has Sequence_* directives but no Sequence_Secret, Sequence_Secret_File or Sequence_Secret_Dir")
         })?;
         let (first, last) = self
             .ports

@@ -54,8 +54,9 @@ pub struct Opening {
     pub dst: IpAddr,
     /// The protocol of the last step (`%PROTO%`).
     pub proto: crate::core::knock::Proto,
-    /// Which of the door's live sequences was completed.
-    pub variant: u8,
+    /// Which of the door's live sequences was completed (a door of users
+    /// has one per user and accepted period).
+    pub variant: u16,
     /// That sequence's period counter, for a rotating door: the (door,
     /// period) that opens at most once.
     pub period: Option<u64>,
@@ -112,6 +113,13 @@ pub enum Event {
     },
     /// `IP: door: OPEN SESAME`
     OpenSesame { src: IpAddr, door: Arc<str> },
+    /// Ours: `IP: door: opened by USER`, right after `OPEN SESAME` at a
+    /// door of users (`Sequence_Secret_Dir`): whose key opened it.
+    OpenedBy {
+        src: IpAddr,
+        door: Arc<str>,
+        user: Arc<str>,
+    },
     /// `IP: door: sequence timeout (stage N)`
     SequenceTimeout {
         src: IpAddr,
@@ -144,6 +152,7 @@ impl Event {
         match self {
             Event::Stage { src, .. }
             | Event::OpenSesame { src, .. }
+            | Event::OpenedBy { src, .. }
             | Event::SequenceTimeout { src, .. }
             | Event::CommandTimeout { src, .. }
             | Event::Extended { src, .. }
@@ -177,6 +186,7 @@ impl fmt::Display for WithHost<'_> {
         match self.event {
             Event::Stage { door, stage, .. } => write!(f, "{door}: Stage {stage}"),
             Event::OpenSesame { door, .. } => write!(f, "{door}: OPEN SESAME"),
+            Event::OpenedBy { door, user, .. } => write!(f, "{door}: opened by {user}"),
             Event::SequenceTimeout { door, stage, .. } => {
                 write!(f, "{door}: sequence timeout (stage {stage})")
             }
@@ -227,6 +237,8 @@ pub struct Tokens<'a> {
     pub proto: crate::core::knock::Proto,
     /// `%TIMEOUT%`: the door's `Cmd_Timeout`, in seconds.
     pub timeout: std::time::Duration,
+    /// `%USER%`: whose key opened a door of users; empty at other doors.
+    pub user: Option<&'a str>,
 }
 
 /// Replaces the tokens of [`crate::core::config::TOKENS`] in `command`
@@ -251,6 +263,7 @@ pub fn substitute(command: &str, t: &Tokens<'_>) -> String {
         .replace("%PROTO%", t.proto.as_str())
         .replace("%TIMEOUT%", &timeout)
         .replace("%FAMILY%", family)
+        .replace("%USER%", t.user.unwrap_or(""))
 }
 
 #[cfg(test)]

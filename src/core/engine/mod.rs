@@ -73,7 +73,8 @@ pub enum LocalAddrs {
 
 /// One sequence a door accepts. A fixed or one-time door has at most one;
 /// a rotating door has one per accepted period, labelled with the period's
-/// counter, and each opens once.
+/// counter, and each opens once; a door of users (`Sequence_Secret_Dir`)
+/// has one per user and accepted period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Variant {
     /// The period counter of a rotating door; 0 otherwise.
@@ -82,6 +83,9 @@ pub struct Variant {
     /// A rotating door's sequence that already opened: completing it again
     /// is a replay, refused.
     pub used: bool,
+    /// Whose key the sequence was derived from (a door of users), for the
+    /// line that names who opened, `%USER%` and the used mark.
+    pub user: Option<Arc<str>>,
 }
 
 impl Variant {
@@ -91,13 +95,132 @@ impl Variant {
             label: 0,
             sequence,
             used: false,
+            user: None,
         }
     }
 }
 
 /// Sequences a door accepts at once at most: a rotating door's current
-/// period and up to three on either side.
-pub const MAX_VARIANTS: usize = 2 * crate::core::rotate::MAX_SKEW as usize + 1;
+/// period and up to three on either side, for each of its users.
+pub const MAX_VARIANTS: usize =
+    (2 * crate::core::rotate::MAX_SKEW as usize + 1) * crate::core::config::MAX_USERS;
+
+/// Past this many live sequences a door looks a knock up in a hash index
+/// instead of scanning them: a door of a thousand users costs the same per
+/// knock as a door of one.
+const SCAN_VARIANTS: usize = 8;
+
+/// The live sequences of a door, with the indexes that keep a knock's cost
+/// flat in their number.
+#[derive(Default)]
+struct Live {
+    variants: Vec<Variant>,
+    /// For each first step, the first variant (in order) starting with it
+    /// (only past [`SCAN_VARIANTS`]).
+    starts: HashMap<Step, u16>,
+    /// Every step of every variant (only past [`SCAN_VARIANTS`]).
+    steps: std::collections::HashSet<Step>,
+    /// Variants by a hash of their first k steps, k >= 2 (only past
+    /// [`SCAN_VARIANTS`], at a door of users): where an attempt goes when
+    /// its next step is not its sequence's but another's that begins
+    /// alike.
+    prefixes: HashMap<u64, Vec<u16>>,
+    /// Its sequences are users' (`Sequence_Secret_Dir`): they may share
+    /// first steps, so an attempt may move between them.
+    users: bool,
+}
+
+impl Live {
+    fn new(variants: Vec<Variant>) -> Live {
+        let mut live = Live {
+            variants,
+            ..Live::default()
+        };
+        live.users = live.variants.iter().any(|v| v.user.is_some());
+        if live.variants.len() > SCAN_VARIANTS {
+            for (i, v) in live.variants.iter().enumerate() {
+                let steps = v.sequence.steps();
+                live.starts.entry(steps[0]).or_insert(i as u16);
+                live.steps.extend(steps.iter().copied());
+                if live.users {
+                    for k in 2..=steps.len() {
+                        live.prefixes
+                            .entry(prefix_hash(&steps[..k]))
+                            .or_default()
+                            .push(i as u16);
+                    }
+                }
+            }
+        }
+        live
+    }
+
+    /// At a door of users, the first variant that begins with the steps
+    /// attempt `variant` matched so far (`stage` of them) and then `step`:
+    /// the sequence the attempt really follows. O(1) past
+    /// [`SCAN_VARIANTS`] (a hash of the prefix, then a check).
+    fn switch(&self, variant: u16, stage: usize, step: Step) -> Option<u16> {
+        if !self.users {
+            return None;
+        }
+        let matched = &self.variants.get(variant as usize)?.sequence.steps()[..stage];
+        let fits = |w: &Variant| {
+            let s = w.sequence.steps();
+            s.len() > stage && s[..stage] == *matched && s[stage] == step
+        };
+        if self.variants.len() > SCAN_VARIANTS {
+            let mut key = matched.to_vec();
+            key.push(step);
+            return self
+                .prefixes
+                .get(&prefix_hash(&key))?
+                .iter()
+                .copied()
+                .find(|&w| fits(&self.variants[w as usize]));
+        }
+        self.variants.iter().position(fits).map(|i| i as u16)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.variants.is_empty()
+    }
+
+    /// The variant a first step `step` starts: the first, in order, whose
+    /// first step it is.
+    #[inline]
+    fn starts(&self, step: Step) -> Option<u16> {
+        if self.variants.len() > SCAN_VARIANTS {
+            return self.starts.get(&step).copied();
+        }
+        self.variants
+            .iter()
+            .position(|v| v.sequence.steps()[0] == step)
+            .map(|i| i as u16)
+    }
+
+    /// Whether any variant has a step to `port` over `proto`.
+    #[inline]
+    fn has_step(&self, proto: Proto, port: u16) -> bool {
+        if self.variants.len() > SCAN_VARIANTS {
+            return self.steps.contains(&Step { proto, port });
+        }
+        self.variants.iter().any(|v| {
+            v.sequence
+                .steps()
+                .iter()
+                .any(|s| s.port == port && s.proto == proto)
+        })
+    }
+}
+
+/// A hash of a sequence's first steps (for [`Live::switch`]; collisions
+/// are checked there).
+fn prefix_hash(steps: &[Step]) -> u64 {
+    steps.iter().fold(0xcbf2_9ce4_8422_2325, |h, s| {
+        let v = (u64::from(s.port) << 1) | (s.proto as u64);
+        (h ^ v).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// A door at run time: its config and the sequences live now (none once a
 /// one-time door is used up or waiting for its next sequence, or before a
@@ -105,7 +228,7 @@ pub const MAX_VARIANTS: usize = 2 * crate::core::rotate::MAX_SKEW as usize + 1;
 struct DoorState {
     name: Arc<str>,
     config: Door,
-    live: Vec<Variant>,
+    live: Live,
     /// Each sequence opens once (a rotating door).
     once: bool,
 }
@@ -184,11 +307,41 @@ impl Engine {
     /// the k-th of several doors sharing a name maps to the k-th of that
     /// name in the new config. Pending stops are re-keyed with it, so a door
     /// open before the reload can still be extended after it.
+    ///
+    /// One exception: a door of users (`Sequence_Secret_Dir`) whose config
+    /// is the same but for its users keeps its attempts and sequences,
+    /// when every door keeps its place: a key added or revoked changes
+    /// nothing for anyone else. The service then hands it the new users'
+    /// sequences ([`Engine::set_variants`]), which drops only the attempts
+    /// of a user who left.
     pub fn reload(&mut self, config: &Config) -> Vec<Option<DoorId>> {
-        let new = door_states(config);
+        let mut new = door_states(config);
         let map = door_map(&self.doors, &new);
+        let in_place = map.len() == new.len()
+            && map
+                .iter()
+                .enumerate()
+                .all(|(i, m)| *m == Some(DoorId(i as u16)))
+            && self.attempts.cap() == config.options.max_attempts;
+        let mut kept = Vec::new();
+        if in_place {
+            for (i, (old, new)) in self.doors.iter_mut().zip(new.iter_mut()).enumerate() {
+                if same_but_users(&old.config, &new.config) {
+                    new.live = std::mem::take(&mut old.live);
+                    kept.push(i as u16);
+                }
+            }
+        }
         self.doors = new;
-        self.attempts = Attempts::new(self.doors.len(), config.options.max_attempts);
+        if in_place && !kept.is_empty() {
+            for d in 0..self.doors.len() as u16 {
+                if !kept.contains(&d) {
+                    self.attempts.clear_door(d);
+                }
+            }
+        } else {
+            self.attempts = Attempts::new(self.doors.len(), config.options.max_attempts);
+        }
         self.stops.remap(&map);
         self.cooldowns = std::mem::take(&mut self.cooldowns)
             .into_iter()
@@ -210,7 +363,7 @@ impl Engine {
     /// `None`. Attempts at the door are dropped either way.
     pub fn set_sequence(&mut self, door: DoorId, sequence: Option<Sequence>) {
         if let Some(d) = self.doors.get_mut(door.0 as usize) {
-            d.live = sequence.map(Variant::only).into_iter().collect();
+            d.live = Live::new(sequence.map(Variant::only).into_iter().collect());
             self.attempts.clear_door(door.0);
             self.rebuild_ports();
         }
@@ -225,17 +378,25 @@ impl Engine {
         let Some(d) = self.doors.get_mut(door.0 as usize) else {
             return;
         };
-        let map: Vec<Option<u8>> = d
+        // Old variants by what they are: a user revoked leaves, the others'
+        // attempts go on (O(variants) per change, never per knock).
+        let new: HashMap<(u64, Option<&str>, &Sequence), u16> = variants
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, v)| ((v.label, v.user.as_deref(), &v.sequence), i as u16))
+            .collect();
+        let map: Vec<Option<u16>> = d
             .live
+            .variants
             .iter()
             .map(|old| {
-                variants
-                    .iter()
-                    .position(|v| v.label == old.label && v.sequence == old.sequence)
-                    .map(|i| i as u8)
+                new.get(&(old.label, old.user.as_deref(), &old.sequence))
+                    .copied()
             })
             .collect();
-        d.live = variants;
+        drop(new);
+        d.live = Live::new(variants);
         self.attempts.remap_variants(door.0, &map);
         self.rebuild_ports();
     }
@@ -244,7 +405,7 @@ impl Engine {
     pub fn variants(&self, door: DoorId) -> &[Variant] {
         self.doors
             .get(door.0 as usize)
-            .map_or(&[], |d| d.live.as_slice())
+            .map_or(&[], |d| d.live.variants.as_slice())
     }
 
     /// The doors with their live sequences (none: disabled), in config
@@ -253,7 +414,7 @@ impl Engine {
         self.doors
             .iter()
             .enumerate()
-            .map(|(i, d)| (DoorId(i as u16), &d.config, d.live.as_slice()))
+            .map(|(i, d)| (DoorId(i as u16), &d.config, d.live.variants.as_slice()))
     }
 
     /// Puts back a stop command journaled by an earlier run, under a new
@@ -567,12 +728,7 @@ impl Engine {
         self.doors.iter().any(|d| {
             Self::dst_matches(&self.local, &d.config, k.dst)
                 && (k.proto == Proto::Udp || d.config.tcp_flags.matches(k.tcp_flags))
-                && d.live.iter().any(|v| {
-                    v.sequence
-                        .steps()
-                        .iter()
-                        .any(|s| s.port == k.dst_port && s.proto == k.proto)
-                })
+                && d.live.has_step(k.proto, k.dst_port)
         })
     }
 
@@ -593,11 +749,7 @@ impl Engine {
         }
         // The sequence a first step starts: the first, in the order the
         // door's sequences were given, whose first step it is.
-        let starts = door
-            .live
-            .iter()
-            .position(|v| v.sequence.steps()[0] == step)
-            .map(|i| i as u8);
+        let starts = door.live.starts(step);
         let stage_event = |stage: u8| {
             Action::Log(Event::Stage {
                 src: k.src,
@@ -609,16 +761,29 @@ impl Engine {
             Ok(id) => {
                 let a = self.attempts.get(id);
                 let (stage, variant) = (a.stage as usize, a.variant);
-                let Some(steps) = door.live.get(variant as usize).map(|v| v.sequence.steps())
+                let Some(steps) = door
+                    .live
+                    .variants
+                    .get(variant as usize)
+                    .map(|v| v.sequence.steps())
                 else {
                     // Its sequence is gone (the door moved on): start over.
                     self.attempts.remove(id);
                     return;
                 };
-                if steps[stage] == step {
+                // A retransmitted step is never taken for another user's.
+                let switched = (steps[stage] != step && steps[stage - 1] != step)
+                    .then(|| door.live.switch(variant, stage, step))
+                    .flatten();
+                if steps[stage] == step || switched.is_some() {
+                    let variant = switched.unwrap_or(variant);
+                    let len = door.live.variants[variant as usize].sequence.len();
+                    if switched.is_some() {
+                        self.attempts.set_variant(id, variant);
+                    }
                     self.attempts.advance(id);
                     self.actions.push_back(stage_event(stage as u8 + 1));
-                    if stage + 1 == steps.len() {
+                    if stage + 1 == len {
                         self.attempts.remove(id);
                         self.complete(d, variant, k, now);
                     }
@@ -634,7 +799,7 @@ impl Engine {
                     // Another sequence of the door starts here; one of a
                     // single step is complete at once (an attempt is only
                     // kept for sequences with more to come).
-                    if door.live[v as usize].sequence.len() == 1 {
+                    if door.live.variants[v as usize].sequence.len() == 1 {
                         self.attempts.remove(id);
                         self.actions.push_back(stage_event(1));
                         self.complete(d, v, k, now);
@@ -650,7 +815,7 @@ impl Engine {
             Err(vacant) => {
                 let Some(v) = starts else { return };
                 let name = door.name.clone();
-                let single = door.live[v as usize].sequence.len() == 1;
+                let single = door.live.variants[v as usize].sequence.len() == 1;
                 if !single {
                     match self.attempts.insert(vacant, now, v) {
                         Insert::Added => {}
@@ -732,7 +897,7 @@ impl Engine {
     fn rebuild_ports(&mut self) {
         self.ports = vec![0u64; 2 * 65536 / 64];
         for door in &self.doors {
-            for v in &door.live {
+            for v in &door.live.variants {
                 for s in v.sequence.steps() {
                     let bit = port_bit(s.proto, s.port);
                     self.ports[bit / 64] |= 1 << (bit % 64);
@@ -761,16 +926,35 @@ fn door_states(config: &Config) -> Vec<DoorState> {
         .map(|d| DoorState {
             name: Arc::from(d.name.as_str()),
             config: d.clone(),
-            live: d
-                .sequence
-                .current()
-                .cloned()
-                .map(Variant::only)
-                .into_iter()
-                .collect(),
+            live: Live::new(
+                d.sequence
+                    .current()
+                    .cloned()
+                    .map(Variant::only)
+                    .into_iter()
+                    .collect(),
+            ),
             once: matches!(d.sequence, SequenceSource::Rotating { .. }),
         })
         .collect()
+}
+
+/// Whether `a` and `b` are the same door of users but for its users (a
+/// key added or revoked).
+fn same_but_users(a: &Door, b: &Door) -> bool {
+    use crate::core::config::SecretSource;
+    let strip = |d: &Door| {
+        let mut d = d.clone();
+        match &mut d.sequence {
+            SequenceSource::Rotating {
+                secret: SecretSource::Dir { users, .. },
+                ..
+            } => *users = None,
+            _ => return None,
+        }
+        Some(d)
+    };
+    matches!((strip(a), strip(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// How door ids of `old` map to `new`: by name, and among doors sharing a

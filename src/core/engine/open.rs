@@ -4,6 +4,7 @@
 //! keep the knock path and the opening path apart.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
@@ -18,7 +19,7 @@ impl Engine {
     /// proposed, unless what the engine knows already refuses it (a
     /// cool-down, or that sequence of a rotating door already opened: a
     /// replay). Nothing is committed until [`Engine::commit`].
-    pub(super) fn complete(&mut self, d: u16, variant: u8, k: &Knock, now: Timestamp) {
+    pub(super) fn complete(&mut self, d: u16, variant: u16, k: &Knock, now: Timestamp) {
         let Some(period) = self.refusal_check(d, variant, k.src, now) else {
             return;
         };
@@ -42,7 +43,7 @@ impl Engine {
     fn refusal_check(
         &mut self,
         d: u16,
-        variant: u8,
+        variant: u16,
         src: IpAddr,
         now: Timestamp,
     ) -> Option<Option<u64>> {
@@ -54,7 +55,7 @@ impl Engine {
         if !door.once {
             return Some(None);
         }
-        let v = door.live.get(variant as usize)?;
+        let v = door.live.variants.get(variant as usize)?;
         if v.used {
             let door = door.name.clone();
             self.actions
@@ -62,6 +63,16 @@ impl Engine {
             return None;
         }
         Some(Some(v.label))
+    }
+
+    /// Whose key made the sequence `o` completed (a door of users), while
+    /// its door's sequences are the ones it was proposed with.
+    pub fn user_of(&self, o: &Opening) -> Option<Arc<str>> {
+        let door = self.doors.get(o.door.0 as usize)?;
+        let v = door.live.variants.get(o.variant as usize)?;
+        o.period
+            .is_none_or(|p| p == v.label)
+            .then(|| v.user.clone())?
     }
 
     /// Whether committing `o` would run its door's start command (not an
@@ -99,7 +110,7 @@ impl Engine {
             Some(period) if period == o.period => {
                 let door = &mut self.doors[d as usize];
                 if door.once {
-                    if let Some(v) = door.live.get_mut(o.variant as usize) {
+                    if let Some(v) = door.live.variants.get_mut(o.variant as usize) {
                         v.used = true;
                     }
                 }
@@ -116,13 +127,15 @@ impl Engine {
     /// Takes back opening `open` of `o`, committed but refused after (its
     /// journal write or its set failed) before its start ran: its period
     /// is not used, its cool-down not started, it does not count, and its
-    /// stop is cancelled.
-    pub fn uncommit(&mut self, o: &Opening, open: OpenId) {
+    /// stop is cancelled. `user` is whose sequence it was (a door of
+    /// users), as [`Engine::user_of`] said before the commit.
+    pub fn uncommit(&mut self, o: &Opening, open: OpenId, user: Option<&str>) {
         self.stops.remove(open);
         self.stats.opened = self.stats.opened.saturating_sub(1);
         self.cooldowns.remove(&(o.door, o.src));
         if let (Some(period), Some(door)) = (o.period, self.doors.get_mut(o.door.0 as usize)) {
-            for v in door.live.iter_mut().filter(|v| v.label == period) {
+            let of_user = |v: &&mut super::Variant| v.label == period && v.user.as_deref() == user;
+            for v in door.live.variants.iter_mut().filter(of_user) {
                 v.used = false;
             }
         }
@@ -216,6 +229,11 @@ impl Engine {
                     dst: o.dst,
                     proto: o.proto,
                     timeout: door.config.cmd_timeout,
+                    user: door
+                        .live
+                        .variants
+                        .get(o.variant as usize)
+                        .and_then(|v| v.user.as_deref()),
                 };
                 let start = substitute(start, &tokens);
                 let stop = stop.map(|s| substitute(s, &tokens));
@@ -244,7 +262,7 @@ impl Engine {
             }
         }
         if matches!(door.config.sequence, SequenceSource::OneTime { .. }) {
-            self.doors[d as usize].live.clear();
+            self.doors[d as usize].live = super::Live::default();
             self.attempts.clear_door(d);
             self.rebuild_ports();
             self.actions.push_back(Action::OneTimeUsed { door: id });

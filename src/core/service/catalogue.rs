@@ -57,6 +57,11 @@ pub(super) fn samples() -> Vec<Notice> {
             src,
             door: d.clone(),
         },
+        Event::OpenedBy {
+            src,
+            door: d.clone(),
+            user: Arc::from("USER"),
+        },
         Event::SequenceTimeout {
             src,
             door: d.clone(),
@@ -498,7 +503,7 @@ fn fields_are_the_facts_of_the_text_line() {
                 "{k:?}"
             );
             assert!(
-                !["time", "event", "message", "user", "host"].contains(k),
+                !["time", "event", "message", "host"].contains(k),
                 "{text}: {k} is reserved"
             );
         }

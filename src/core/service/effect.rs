@@ -44,6 +44,9 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedMark {
     pub door: Arc<str>,
+    /// Whose sequence it was, at a door of users: each user's periods open
+    /// once, apart from everyone else's.
+    pub user: Option<Arc<str>>,
     /// The period counter (Unix time divided by the door's period).
     pub period: u64,
     /// Unix second after which the mark can no longer matter.

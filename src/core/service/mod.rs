@@ -59,11 +59,13 @@ pub use rotation::STEP_BACK;
 pub use validate::Forged;
 
 use crate::core::config::{Config, LogFormat};
+use crate::core::config::{Door, SequenceSource};
 use crate::core::engine::{
     Action, Command, CommandKind, Committed, DoorId, Engine, Event, LocalAddrs, OpenId, Opening,
     Prefetch, Stats,
 };
-use crate::core::filter::build_filter;
+use crate::core::filter::{build_filter_with_ranges, PortRange};
+use crate::core::knock::Proto;
 use crate::core::knock::{Knock, Timestamp};
 use crate::core::ratelimit::LineLimiter;
 use caps::Caps;
@@ -72,6 +74,10 @@ use journal::JournalBook;
 use onetime::OneTimeDoors;
 use opening::NftPending;
 use rotation::RotatingDoors;
+
+/// Ports of one door the capture filter lists one by one at most; past
+/// this (a door of many users) it takes the door's port range.
+pub const MAX_FILTER_PORTS: usize = 256;
 
 /// How long shutdown waits for the stop commands it started.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -198,7 +204,7 @@ pub struct Service {
     nft_requests: u64,
     /// Committed openings whose used mark is not known to be on disk yet:
     /// a failed journal write takes them back.
-    unconfirmed: HashMap<OpenId, (Opening, Committed)>,
+    unconfirmed: HashMap<OpenId, (Opening, Committed, Option<Arc<str>>)>,
     /// Proposals dropped as forged.
     dropped: validate::DroppedLog,
     /// When a journal that could not be written is tried again.
@@ -510,7 +516,7 @@ impl Service {
         for cmd in starts {
             said.insert(cmd.open);
             let what = match self.unconfirmed.get(&cmd.open) {
-                Some((_, c)) if !c.stop => Unjournaled::UsedPeriod,
+                Some((_, c, _)) if !c.stop => Unjournaled::UsedPeriod,
                 _ => Unjournaled::Stop,
             };
             notices.push(self.not_opened(cmd, what, &error));
@@ -518,10 +524,10 @@ impl Service {
         // Every opening it was to cover is taken back whole (its used
         // mark, cool-down, count), and its set element is not added.
         for open in &uncovered {
-            let Some((o, c)) = self.unconfirmed.get(open).copied() else {
+            let Some((o, c, user)) = self.unconfirmed.get(open).cloned() else {
                 continue;
             };
-            self.uncommit(&o, *open);
+            self.uncommit(&o, *open, user.as_deref());
             let dropped: Vec<u64> = self
                 .nft_pending
                 .iter()
@@ -793,14 +799,65 @@ impl Service {
         }
     }
 
+    /// The capture filter. A door whose live sequences (with the next
+    /// period's) name more than [`MAX_FILTER_PORTS`] ports, a door of
+    /// many users, is let through by its whole `Sequence_Ports` range
+    /// instead: a list that long would make a filter the kernel refuses
+    /// (said at `-D`); the engine still takes only live sequences.
     fn build_filter(&self) -> String {
-        let doors = self
-            .engine
-            .doors()
-            .flat_map(|(_, door, live)| live.iter().map(move |v| (door, &v.sequence)))
-            .chain(self.rotating.lookahead());
+        use std::collections::HashSet;
+        // Doors by where they are written (the rotating doors' copies of
+        // them are other values).
+        let key = |d: &Door| (d.name.clone(), d.file.clone(), d.line);
+        let mut steps: HashMap<_, HashSet<(Proto, u16)>> = HashMap::new();
+        let live = || {
+            self.engine
+                .doors()
+                .flat_map(|(_, door, live)| live.iter().map(move |v| (door, &v.sequence)))
+                .chain(self.rotating.lookahead())
+        };
+        for (door, seq) in live() {
+            let set = steps.entry(key(door)).or_default();
+            if set.len() <= MAX_FILTER_PORTS {
+                set.extend(seq.steps().iter().map(|s| (s.proto, s.port)));
+            }
+        }
+        let wide = |door: &Door| {
+            matches!(door.sequence, SequenceSource::Rotating { .. })
+                && steps
+                    .get(&key(door))
+                    .is_some_and(|s| s.len() > MAX_FILTER_PORTS)
+        };
+        let mut ranges = Vec::new();
+        let mut seen = HashSet::new();
+        for (_, door, _) in self.engine.doors() {
+            let SequenceSource::Rotating { rotation, .. } = &door.sequence else {
+                continue;
+            };
+            if !wide(door) || !seen.insert(key(door)) {
+                continue;
+            }
+            tracing::debug!(
+                door = %door.name,
+                first = rotation.first,
+                last = rotation.last,
+                "more than {MAX_FILTER_PORTS} live ports: the capture filter takes the door's whole port range"
+            );
+            let mut protos = rotation.protocols.clone();
+            protos.sort_by_key(|p| *p as u8);
+            protos.dedup();
+            for proto in protos {
+                ranges.push(PortRange {
+                    door,
+                    proto,
+                    first: rotation.first,
+                    last: rotation.last,
+                });
+            }
+        }
+        let doors = live().filter(|(door, _)| !wide(door));
         let local: &[IpAddr] = self.local.as_deref().unwrap_or(&[]);
-        build_filter(doors, local, self.settings.only_v4)
+        build_filter_with_ranges(doors, ranges, local, self.settings.only_v4)
     }
 
     fn one_time_used(&mut self, door: DoorId) {

@@ -320,6 +320,7 @@ impl Notice {
             Notice::Event(e) => match e {
                 Event::Stage { .. } => "stage",
                 Event::OpenSesame { .. } => "open_sesame",
+                Event::OpenedBy { .. } => "opened_by",
                 Event::SequenceTimeout { .. } => "sequence_timeout",
                 Event::CommandTimeout { .. } => "command_timeout",
                 Event::Extended { .. } => "extended",
@@ -406,6 +407,9 @@ impl Notice {
                 | Event::CommandTimeout { src, door: d }
                 | Event::Extended { src, door: d }
                 | Event::Replayed { src, door: d } => vec![ip(*src), door(d)],
+                Event::OpenedBy { src, door: d, user } => {
+                    vec![ip(*src), door(d), ("user", s(user))]
+                }
                 Event::Evicted { count, cap } => vec![("count", n(*count)), ("cap", n(*cap))],
                 Event::CoolingDown { src, door: d, left } => vec![
                     ip(*src),

@@ -8,10 +8,13 @@ use super::caps::Refusal;
 use super::{Effect, Mode, NftAdded, Notice, Service};
 use crate::core::engine::{Action, Event, OpenId, Opening};
 use crate::core::knock::Timestamp;
+use std::sync::Arc;
 
 /// An [`Effect::NftAdd`] awaiting its answer.
 pub(super) struct NftPending {
     opening: Opening,
+    /// Whose sequence it was (a door of users).
+    user: Option<Arc<str>>,
     /// The opening as committed.
     pub(super) open: OpenId,
     set: String,
@@ -47,8 +50,9 @@ impl Service {
             return;
         };
         let name = self.door_name(id);
+        let user = self.engine.user_of(&o);
         if let Some(period) = o.period {
-            if self.rotating.is_used(&name, period) {
+            if self.rotating.is_used(&name, user.as_ref(), period) {
                 self.log(Notice::Event(Event::Replayed {
                     src: o.src,
                     door: name,
@@ -106,10 +110,21 @@ impl Service {
                 self.log(Notice::Event(open_sesame));
             }
         }
+        // Then who opened it (a door of users), in a line of its own: the
+        // line above stays knockd's.
+        if let Some(user) = &user {
+            if !quiet {
+                self.log(Notice::Event(Event::OpenedBy {
+                    src: o.src,
+                    door: name.clone(),
+                    user: user.clone(),
+                }));
+            }
+        }
         let live = self.settings.mode == Mode::Live;
         let mut durable = false;
         if let Some(period) = o.period {
-            if let Some(mark) = self.rotating.mark_used(id, period) {
+            if let Some(mark) = self.rotating.mark_used(id, user.clone(), period) {
                 if live {
                     self.journal.mark_used(open, mark);
                     durable = true;
@@ -120,7 +135,7 @@ impl Service {
         // back whole if the write fails.
         let journaled = live && (durable || (committed.stop && !committed.extended));
         if journaled {
-            self.unconfirmed.insert(open, (o, committed));
+            self.unconfirmed.insert(open, (o, committed, user.clone()));
         }
         if let Some((set, timeout)) = nft {
             if self.settings.dry_run {
@@ -144,6 +159,7 @@ impl Service {
                     request,
                     NftPending {
                         opening: o,
+                        user,
                         open,
                         set: name,
                         quiet,
@@ -163,14 +179,14 @@ impl Service {
     /// Takes back committed opening `open` of `o` before its start ran (its
     /// journal write or its set failed): the engine forgets it, and its
     /// period is not used.
-    pub(super) fn uncommit(&mut self, o: &Opening, open: OpenId) {
-        self.engine.uncommit(o, open);
+    pub(super) fn uncommit(&mut self, o: &Opening, open: OpenId, user: Option<&str>) {
+        self.engine.uncommit(o, open, user);
         self.journal.remove(open);
         self.caps.forget(o.door, o.at);
         self.unconfirmed.remove(&open);
         if let Some(period) = o.period {
             let name = self.door_name(o.door);
-            self.rotating.unmark(&name, period);
+            self.rotating.unmark(&name, user, period);
             self.journal.unmark_used();
         }
     }
@@ -184,6 +200,7 @@ impl Service {
         self.advance(now);
         let Some(NftPending {
             opening,
+            user,
             open,
             set,
             quiet,
@@ -217,7 +234,7 @@ impl Service {
             }),
             Err(error) => {
                 self.drop_queued_start(open);
-                self.uncommit(&opening, open);
+                self.uncommit(&opening, open, user.as_deref());
                 if !quiet {
                     self.next(|s| s.log(Notice::NotAddedToSet { src, door, error }));
                 }

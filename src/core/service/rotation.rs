@@ -2,8 +2,10 @@
 //! and which periods already opened (a period opens once, ever: a replay,
 //! by anyone, is refused).
 //!
-//! The used marks are this module's, by door name and period counter (a
-//! counter of Unix time, not of the engine's clock), so they outlive a
+//! The used marks are this module's, by door name, user (a door of users,
+//! `Sequence_Secret_Dir`: each user's periods open once, apart from
+//! everyone else's) and period counter (a counter of Unix time, not of the
+//! engine's clock), so they outlive a
 //! reload (the engine's sequences are made anew), a restart (they are
 //! journaled and handed back by `handle_restore`) and a wall-clock step
 //! back (a mark is kept [`STEP_BACK`] past the last moment its period can
@@ -40,17 +42,22 @@ pub const MAX_USED: usize = 1 << 17;
 
 const NANOS: i128 = 1_000_000_000;
 
+/// The key of a used mark: door name, user (a door of users), period.
+type MarkKey = (Arc<str>, Option<Arc<str>>, u64);
+
 /// One rotating door.
 struct RotatingDoor {
     door: DoorId,
     name: Arc<str>,
     config: Door,
-    secret: Secret,
+    /// Its secret (user `None`), or each user's, sorted by name.
+    keys: Vec<(Option<Arc<str>>, Secret)>,
     rotation: Rotation,
     /// The period its variants were made for.
     current: Option<u64>,
-    /// The sequence of the period after the accepted ones, for the filter.
-    lookahead: Option<Sequence>,
+    /// The sequences of the period after the accepted ones (one per key),
+    /// for the filter.
+    lookahead: Vec<Sequence>,
 }
 
 /// Every rotating door of the running config.
@@ -60,14 +67,16 @@ pub(super) struct RotatingDoors {
     /// Periods that opened, by door name and period, with the Unix second
     /// until which each mark is kept (across reloads and, journaled,
     /// restarts).
-    used: HashMap<(Arc<str>, u64), u64>,
+    used: HashMap<MarkKey, u64>,
     /// Engine time plus this is Unix time, in nanoseconds.
     offset: i128,
 }
 
 impl RotatingDoors {
-    /// The rotating doors of `config` whose secret is known (the shell
-    /// resolved the files); what was used stays used.
+    /// The rotating doors of `config` whose secrets are known (the shell
+    /// resolved the files); what was used stays used. A user whose key is
+    /// gone (revoked) has no sequence from now on; everyone else's marks
+    /// and sequences are as they were.
     pub fn configure(&mut self, config: &Config) {
         self.doors = config
             .doors
@@ -75,18 +84,23 @@ impl RotatingDoors {
             .enumerate()
             .filter_map(|(i, d)| match &d.sequence {
                 SequenceSource::Rotating { secret, rotation } => {
-                    let secret = match secret {
-                        SecretSource::Inline(s) => s.clone(),
-                        SecretSource::File { secret, .. } => secret.clone()?,
+                    let keys = match secret {
+                        SecretSource::Inline(s) => vec![(None, s.clone())],
+                        SecretSource::File { secret, .. } => vec![(None, secret.clone()?)],
+                        SecretSource::Dir { users, .. } => users
+                            .as_ref()?
+                            .iter()
+                            .map(|u| (Some(u.name.clone()), u.secret.clone()))
+                            .collect(),
                     };
                     Some(RotatingDoor {
                         door: DoorId(i as u16),
                         name: Arc::from(d.name.as_str()),
                         config: d.clone(),
-                        secret,
+                        keys,
                         rotation: rotation.clone(),
                         current: None,
-                        lookahead: None,
+                        lookahead: Vec::new(),
                     })
                 }
                 _ => None,
@@ -136,18 +150,28 @@ impl RotatingDoors {
                 labels.extend(p.checked_sub(k));
                 labels.extend(p.checked_add(k));
             }
+            // Each period, every user: one derivation per (user, period),
+            // once per period change, never per knock.
             let used = &self.used;
-            let variants = labels
-                .into_iter()
-                .map(|label| Variant {
-                    label,
-                    sequence: sequence(&d.secret, &d.name, &d.rotation, label),
-                    used: used.contains_key(&(d.name.clone(), label)),
-                })
-                .collect();
-            d.lookahead = p
-                .checked_add(skew + 1)
-                .map(|c| sequence(&d.secret, &d.name, &d.rotation, c));
+            let mut variants = Vec::with_capacity(labels.len() * d.keys.len());
+            for &label in &labels {
+                for (user, secret) in &d.keys {
+                    variants.push(Variant {
+                        label,
+                        sequence: sequence(secret, &d.name, &d.rotation, label),
+                        used: used.contains_key(&(d.name.clone(), user.clone(), label)),
+                        user: user.clone(),
+                    });
+                }
+            }
+            d.lookahead = match p.checked_add(skew + 1) {
+                Some(c) => d
+                    .keys
+                    .iter()
+                    .map(|(_, secret)| sequence(secret, &d.name, &d.rotation, c))
+                    .collect(),
+                None => Vec::new(),
+            };
             d.current = Some(p);
             out.push((d.door, variants));
         }
@@ -157,9 +181,11 @@ impl RotatingDoors {
         out
     }
 
-    /// Whether period `period` of the door named `name` opened already.
-    pub fn is_used(&self, name: &Arc<str>, period: u64) -> bool {
-        self.used.contains_key(&(name.clone(), period))
+    /// Whether period `period` of the door named `name` opened already
+    /// (for `user`, at a door of users).
+    pub fn is_used(&self, name: &Arc<str>, user: Option<&Arc<str>>, period: u64) -> bool {
+        self.used
+            .contains_key(&(name.clone(), user.cloned(), period))
     }
 
     /// Whether rotating door `door` accepts period `period` now: what a
@@ -172,9 +198,15 @@ impl RotatingDoors {
         })
     }
 
-    /// Marks period `period` of rotating door `door` used, and returns the
-    /// mark to journal (`None`: not a rotating door).
-    pub fn mark_used(&mut self, door: DoorId, period: u64) -> Option<UsedMark> {
+    /// Marks period `period` of rotating door `door` used (by `user`, at
+    /// a door of users), and returns the mark to journal (`None`: not a
+    /// rotating door).
+    pub fn mark_used(
+        &mut self,
+        door: DoorId,
+        user: Option<Arc<str>>,
+        period: u64,
+    ) -> Option<UsedMark> {
         let d = self.doors.iter().find(|d| d.door == door)?;
         let skew = u64::from(d.rotation.skew);
         // The last second the period can be accepted, plus a step back.
@@ -184,6 +216,7 @@ impl RotatingDoors {
             .saturating_add(STEP_BACK);
         let mark = UsedMark {
             door: d.name.clone(),
+            user,
             period,
             keep_until,
         };
@@ -193,8 +226,8 @@ impl RotatingDoors {
 
     /// Keeps `mark` (one restored from the journal, or just made).
     pub fn keep(&mut self, mark: UsedMark) {
-        if self.used.len() >= MAX_USED && !self.used.contains_key(&(mark.door.clone(), mark.period))
-        {
+        let key = (mark.door, mark.user, mark.period);
+        if self.used.len() >= MAX_USED && !self.used.contains_key(&key) {
             let first = self
                 .used
                 .iter()
@@ -204,13 +237,14 @@ impl RotatingDoors {
                 self.used.remove(&k);
             }
         }
-        self.used.insert((mark.door, mark.period), mark.keep_until);
+        self.used.insert(key, mark.keep_until);
     }
 
     /// Takes back the mark of period `period` of the door named `name`
-    /// (the opening was refused after all).
-    pub fn unmark(&mut self, name: &Arc<str>, period: u64) {
-        self.used.remove(&(name.clone(), period));
+    /// (and `user`) (the opening was refused after all).
+    pub fn unmark(&mut self, name: &Arc<str>, user: Option<&str>, period: u64) {
+        self.used
+            .remove(&(name.clone(), user.map(Arc::from), period));
     }
 
     /// Every door's variants are made again at the next refresh (used
@@ -231,13 +265,14 @@ impl RotatingDoors {
         let mut v: Vec<UsedMark> = self
             .used
             .iter()
-            .map(|((door, period), keep_until)| UsedMark {
+            .map(|((door, user, period), keep_until)| UsedMark {
                 door: door.clone(),
+                user: user.clone(),
                 period: *period,
                 keep_until: *keep_until,
             })
             .collect();
-        v.sort_by(|a, b| (&a.door, a.period).cmp(&(&b.door, b.period)));
+        v.sort_by(|a, b| (&a.door, &a.user, a.period).cmp(&(&b.door, &b.user, b.period)));
         v
     }
 
@@ -262,10 +297,10 @@ impl RotatingDoors {
     }
 
     /// The sequences the filter lets through beyond the engine's: each
-    /// door's next period.
+    /// door's next period (each user's, at a door of users).
     pub fn lookahead(&self) -> impl Iterator<Item = (&Door, &Sequence)> {
         self.doors
             .iter()
-            .filter_map(|d| d.lookahead.as_ref().map(|s| (&d.config, s)))
+            .flat_map(|d| d.lookahead.iter().map(|s| (&d.config, s)))
     }
 }

@@ -13,9 +13,11 @@
 //! what precedes them, then a newline:
 //! `+<TAB>KEY<TAB>DUE_UNIX_NANOS<TAB>SOURCE<TAB>DOOR<TAB>COMMAND` (a stop
 //! is pending; a later `+` for the same key replaces it), `-<TAB>KEY` (it
-//! ran) and `u<TAB>DOOR<TAB>PERIOD<TAB>KEEP_UNTIL_UNIX_NANOS` (a rotating
-//! door's period opened; see [`UsedMark`]), with `\`, tab and newline
-//! escaped in doors and commands. A record is whole or ignored: a power
+//! ran), `u<TAB>DOOR<TAB>PERIOD<TAB>KEEP_UNTIL_UNIX_NANOS` (a rotating
+//! door's period opened; see [`UsedMark`]) and
+//! `U<TAB>DOOR<TAB>USER<TAB>PERIOD<TAB>KEEP_UNTIL_UNIX_NANOS` (a user's
+//! period at a door of users opened), with `\`, tab and newline escaped
+//! in doors, users and commands. A record is whole or ignored: a power
 //! cut mid-append leaves the start of a record with no newline, or with a
 //! checksum that does not match, and such a line is skipped and reported,
 //! never applied (`touch DIR/torn-name` must not run as `touch DIR/to`).
@@ -101,6 +103,9 @@ pub struct Entry {
 pub struct UsedMark {
     /// The door's name (its sequences derive from it).
     pub door: String,
+    /// Whose key opened it, at a door of users (a `U` record); `None` for
+    /// every other rotating door (a `u` record, as before users).
+    pub user: Option<String>,
     /// The period's counter (time / `Sequence_Period`).
     pub period: u64,
     /// Until when the mark is kept (wall-clock time).
@@ -480,13 +485,23 @@ pub fn render(text: &mut String, record: &Record) -> u64 {
             escape(&e.command)
         ),
         Record::Remove(key) => write!(text, "-\t{key}"),
-        Record::Used(m) => write!(
-            text,
-            "u\t{}\t{}\t{}",
-            escape(&m.door),
-            m.period,
-            nanos(m.keep_until)
-        ),
+        Record::Used(m) => match &m.user {
+            None => write!(
+                text,
+                "u\t{}\t{}\t{}",
+                escape(&m.door),
+                m.period,
+                nanos(m.keep_until)
+            ),
+            Some(user) => write!(
+                text,
+                "U\t{}\t{}\t{}\t{}",
+                escape(&m.door),
+                escape(user),
+                m.period,
+                nanos(m.keep_until)
+            ),
+        },
     };
     let check = checksum(&text[start..]);
     let _ = writeln!(text, "\t{check:016x}");
@@ -514,8 +529,9 @@ pub fn parse(bytes: &[u8]) -> Contents {
 fn fold(bytes: &[u8]) -> Folded {
     // Key -> (order first seen, entry, checksum).
     let mut live: BTreeMap<u64, (usize, Entry, u64)> = BTreeMap::new();
-    // (door, period) -> (order first seen, mark); and the checksums.
-    let mut marks: HashMap<(String, u64), (usize, UsedMark)> = HashMap::new();
+    // (door, user, period) -> (order first seen, mark); and the checksums.
+    type MarkKey = (String, Option<String>, u64);
+    let mut marks: HashMap<MarkKey, (usize, UsedMark)> = HashMap::new();
     let mut used_checks = HashSet::new();
     let mut problems = Vec::new();
     let malformed = |i: usize| format!("line {}: malformed entry skipped", i + 1);
@@ -564,7 +580,7 @@ fn fold(bytes: &[u8]) -> Folded {
             Some((Record::Used(mark), check)) => {
                 used_checks.insert(check);
                 let at = marks
-                    .entry((mark.door.clone(), mark.period))
+                    .entry((mark.door.clone(), mark.user.clone(), mark.period))
                     .or_insert((i, mark.clone()));
                 at.1.keep_until = at.1.keep_until.max(mark.keep_until);
             }
@@ -609,9 +625,17 @@ fn parse_record(line: &str) -> Option<Record> {
         let (key, entry) = rest.split_once('\t')?;
         return Some(Record::Add(key.parse().ok()?, parse_entry(entry)?));
     }
-    if let Some(rest) = line.strip_prefix("u\t") {
+    let used = line
+        .strip_prefix("u\t")
+        .map(|rest| (rest, false))
+        .or_else(|| line.strip_prefix("U\t").map(|rest| (rest, true)));
+    if let Some((rest, with_user)) = used {
         let mut f = rest.split('\t');
         let door = unescape(f.next()?)?;
+        let user = match with_user {
+            true => Some(unescape(f.next()?)?),
+            false => None,
+        };
         let period = f.next()?.parse().ok()?;
         let keep: u64 = f.next()?.parse().ok()?;
         if f.next().is_some() {
@@ -619,6 +643,7 @@ fn parse_record(line: &str) -> Option<Record> {
         }
         return Some(Record::Used(UsedMark {
             door,
+            user,
             period,
             keep_until: UNIX_EPOCH + Duration::from_nanos(keep),
         }));

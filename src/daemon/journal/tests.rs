@@ -361,6 +361,7 @@ fn a_record_cut_at_any_byte_is_never_applied() {
 fn mark(door: &str, period: u64, keep_secs: u64) -> UsedMark {
     UsedMark {
         door: door.into(),
+        user: None,
         period,
         keep_until: now() + Duration::from_secs(keep_secs),
     }
@@ -544,4 +545,39 @@ fn a_record_whose_middle_was_lost_is_not_applied() {
     let read = parse(&bytes);
     assert_eq!(read.stops, vec![entry(5, "d", "close 1")]);
     assert_eq!(read.problems, vec!["line 3: malformed entry skipped"]);
+}
+
+/// A door of users journals each user's mark as a `U` record; the `u`
+/// records of earlier versions are read as they were (no user), and the
+/// same period of two users, or of a user and the door, are three marks.
+#[test]
+fn user_marks_are_their_own_records_and_old_ones_read_as_before() {
+    let keep = UNIX_EPOCH + Duration::from_secs(1_700_086_440);
+    let user = |u: Option<&str>| UsedMark {
+        door: "ssh".into(),
+        user: u.map(str::to_string),
+        period: 56_666_666,
+        keep_until: keep,
+    };
+    let alice = line(&Record::Used(user(Some("alice"))));
+    assert!(
+        alice.starts_with("U\tssh\talice\t56666666\t1700086440000000000\t"),
+        "{alice}"
+    );
+    let old = line(&Record::Used(user(None)));
+    assert!(
+        old.starts_with("u\tssh\t56666666\t1700086440000000000\t"),
+        "{old}"
+    );
+    let bob = line(&Record::Used(user(Some("bob"))));
+    let text = format!("{HEADER}\n{alice}{old}{bob}{alice}");
+    let read = parse(text.as_bytes());
+    assert_eq!(read.problems, Vec::<String>::new());
+    assert_eq!(
+        read.used,
+        vec![user(Some("alice")), user(None), user(Some("bob"))]
+    );
+    // A torn user field is not a user-less mark.
+    let torn = alice.replacen("alice\t", "", 1);
+    assert_eq!(parse(format!("{HEADER}\n{torn}").as_bytes()).used, vec![]);
 }

@@ -149,7 +149,7 @@ fn rotating_door_errors_name_their_line() {
     );
     assert_eq!(
         error("[ssh]\nSequence_Ports = 1-9\nSequence_Length = 2\n"),
-        "k.conf:2: door [ssh] has Sequence_* directives but no Sequence_Secret or Sequence_Secret_File"
+        "k.conf:2: door [ssh] has Sequence_* directives but no Sequence_Secret, Sequence_Secret_File or Sequence_Secret_Dir"
     );
     assert_eq!(
         error(&format!(
@@ -161,7 +161,7 @@ fn rotating_door_errors_name_their_line() {
         error(&format!(
             "[ssh]\nSequence_Secret = {SECRET}\nSequence_Secret_File = /k\nSequence_Ports = 1-9\nSequence_Length = 2\n"
         )),
-        "k.conf:3: Sequence_Secret_File: a door has one Sequence_Secret or Sequence_Secret_File"
+        "k.conf:3: Sequence_Secret_File: a door has one Sequence_Secret, Sequence_Secret_File or Sequence_Secret_Dir"
     );
 }
 
@@ -244,7 +244,7 @@ fn unknown_command_tokens_are_warned_about_known_ones_are_not() {
     );
     assert_eq!(
         warnings,
-        ["warning: k.conf:3: command: unknown token %SET% stays as it is (known: %IP% %DOOR% %DST% %PROTO% %TIMEOUT% %FAMILY%)"]
+        ["warning: k.conf:3: command: unknown token %SET% stays as it is (known: %IP% %DOOR% %DST% %PROTO% %TIMEOUT% %FAMILY% %USER%)"]
     );
 }
 
@@ -261,4 +261,40 @@ fn include_is_an_option_and_silences_the_no_doors_warning() {
     );
     assert!(warnings.is_empty(), "{warnings:#?}");
     assert_eq!(c.options.section_line, Some(1));
+}
+
+#[test]
+fn user_token_is_warned_about_at_doors_without_users() {
+    let (_, warnings) = parse_ok("[d]\nsequence = 7000\ncommand = logger %USER% %IP%\n");
+    assert_eq!(
+        warnings,
+        ["warning: k.conf:1: door [d]: %USER% is always empty here: the door has no users (Sequence_Secret_Dir)"]
+    );
+    let (c, warnings) = parse_ok(
+        "[d]\nsequence_secret_dir = /etc/knockd/ssh.users\nsequence_ports = 10000-60000\n\
+         sequence_length = 5\ncommand = logger %USER% %IP%\n",
+    );
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(matches!(
+        &c.doors[0].sequence,
+        SequenceSource::Rotating {
+            secret: SecretSource::Dir {
+                line: 2,
+                users: None,
+                ..
+            },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_door_has_one_secret_source() {
+    let conf = "[d]\nsequence_secret_file = /k\nsequence_secret_dir = /u\n\
+                sequence_ports = 10000-60000\nsequence_length = 5\ncommand = x\n";
+    let e = parse_str(conf, Path::new("k.conf")).unwrap_err();
+    assert_eq!(
+        e.errors[0].to_string(),
+        "k.conf:3: sequence_secret_dir: a door has one Sequence_Secret, Sequence_Secret_File or Sequence_Secret_Dir"
+    );
 }

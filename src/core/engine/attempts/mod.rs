@@ -85,7 +85,7 @@ pub(crate) struct Attempt {
     v6: bool,
     /// Which of the door's sequences it follows (a rotating door accepts
     /// several at once); 0 for every other door.
-    pub variant: u8,
+    pub variant: u16,
 }
 
 impl Attempt {
@@ -305,7 +305,7 @@ impl Attempts {
 
     /// Starts a stage-1 attempt for a key [`Attempts::find`] found absent,
     /// making room by the policy in the module docs when the table is full.
-    pub fn insert(&mut self, vacant: Vacant, start: Timestamp, variant: u8) -> Insert {
+    pub fn insert(&mut self, vacant: Vacant, start: Timestamp, variant: u16) -> Insert {
         let mut outcome = Insert::Added;
         if self.len >= self.cap {
             let victim = self.young.head;
@@ -377,9 +377,16 @@ impl Attempts {
         }
     }
 
+    /// The attempt follows another of its door's sequences from now on,
+    /// one with the same steps so far (a door of users: two users'
+    /// sequences may begin alike).
+    pub fn set_variant(&mut self, id: SlotId, variant: u16) {
+        self.slots[id as usize].variant = variant;
+    }
+
     /// Starts the attempt over at stage 1 from `now` (its first step came
     /// again): it moves to the back of both lists.
-    pub fn restart(&mut self, id: SlotId, now: Timestamp, variant: u8) {
+    pub fn restart(&mut self, id: SlotId, now: Timestamp, variant: u16) {
         if self.slots[id as usize].stage == 1 {
             self.unlink_young(id);
         }
@@ -453,7 +460,7 @@ impl Attempts {
     /// Renumbers the variants of `door`'s attempts with `map` (`map[old]`,
     /// `None`: that sequence is gone, and so are its attempts). O(attempts
     /// of the door), once per change of its sequences.
-    pub fn remap_variants(&mut self, door: u16, map: &[Option<u8>]) {
+    pub fn remap_variants(&mut self, door: u16, map: &[Option<u16>]) {
         let mut id = self.oldest(door).unwrap_or(NIL);
         while id != NIL {
             let next = self.links[id as usize].dl_next;
