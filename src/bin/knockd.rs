@@ -283,21 +283,32 @@ fn recover(cli: &Cli, options: &knockd::core::config::Options, reason: &str) {
     knockd::daemon::recover::run_due_stops(&settings, options, reason);
 }
 
-/// `--status`: the open doors as the journal of pending stop commands has
-/// them — door, knocker, and when the door closes.
-fn status(config: &Config) -> ExitCode {
+/// The state file as `--status` and `--list-users` show it (none yet:
+/// empty), or the exit code after a one-line error.
+fn read_state_file(config: &Config) -> Result<knockd::daemon::journal::Contents, ExitCode> {
     let path = config.options.state_file_path();
-    let entries = match knockd::daemon::journal::read(&path) {
-        Ok(contents) => contents.stops,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+    match knockd::daemon::journal::read(&path) {
+        Ok(contents) => Ok(contents),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(knockd::daemon::journal::Contents::default())
+        }
         Err(e) => {
             eprint_line(format_args!(
                 "knockd: cannot read state file {}: {}",
                 path.display(),
                 config::io_reason(&e)
             ));
-            return ExitCode::from(EX_NOINPUT);
+            Err(ExitCode::from(EX_NOINPUT))
         }
+    }
+}
+
+/// `--status`: the open doors as the journal of pending stop commands has
+/// them — door, knocker, and when the door closes.
+fn status(config: &Config) -> ExitCode {
+    let entries = match read_state_file(config) {
+        Ok(contents) => contents.stops,
+        Err(code) => return code,
     };
     if entries.is_empty() {
         print_line("no open doors");
@@ -368,18 +379,9 @@ fn list_users(cli: &Cli, config: &Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let path = config.options.state_file_path();
-    let marks = match knockd::daemon::journal::read(&path) {
+    let marks = match read_state_file(config) {
         Ok(contents) => contents.used,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            eprint_line(format_args!(
-                "knockd: cannot read state file {}: {}",
-                path.display(),
-                config::io_reason(&e)
-            ));
-            return ExitCode::from(EX_NOINPUT);
-        }
+        Err(code) => return code,
     };
     if door.users.is_empty() {
         print_line(format_args!("no users in {}", door.dir.display()));

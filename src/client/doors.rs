@@ -109,17 +109,7 @@ impl fmt::Display for DoorsError {
         } else {
             write!(f, "{}:{}: ", self.path.display(), self.line)?;
         }
-        for (i, c) in self.message.chars().enumerate() {
-            if i == MAX_MESSAGE_CHARS {
-                return f.write_str("...");
-            }
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
+        crate::core::config::write_clean(f, &self.message, MAX_MESSAGE_CHARS)
     }
 }
 

@@ -65,8 +65,9 @@ const MAX_MESSAGE_CHARS: usize = 300;
 
 /// Writes `text` with control characters escaped (`\r`, `\u{1b}`), so the
 /// message stays one line and cannot drive the terminal, clipped to `max`
-/// characters with `...`.
-fn write_clean(f: &mut fmt::Formatter<'_>, text: &str, max: usize) -> fmt::Result {
+/// characters with `...`: for every message that echoes a file's text
+/// (the config's and the client's doors file's).
+pub fn write_clean(f: &mut fmt::Formatter<'_>, text: &str, max: usize) -> fmt::Result {
     for (i, c) in text.chars().enumerate() {
         if i == max {
             return f.write_str("...");

@@ -27,7 +27,7 @@ use crate::core::knock::{Proto, TcpFlags};
 use crate::core::rotate::{Rotation, Secret};
 
 pub use door_extras::TOKENS;
-pub use error::{ConfigError, Diagnostics, Warning};
+pub use error::{write_clean, ConfigError, Diagnostics, Warning};
 pub use onetime::OneTimeLine;
 pub use parse::{io_reason, parse_partial, parse_reader, parse_str, Parsed, MAX_CONFIG_BYTES};
 pub use rotating::{DEFAULT_PERIOD, DEFAULT_SKEW, MAX_PERIOD};

@@ -70,32 +70,26 @@ impl Service {
         let start = self.engine.would_run_start(&o);
         let costly = (start || nft.is_some()) && !self.onetime.is_one_time(id);
         let set_only = costly && !start;
-        if set_only {
-            // Only a set: one netlink message, bounded by the set's size
-            // and a netlink budget, not by the openings a minute meant for
-            // commands (a flood would use those up and lock the owner out).
-            if let Err(refusal) = self.caps.check_nft(id, o.src, o.at) {
-                if let Refusal::Report(limit) = refusal {
-                    self.log(Notice::Refused {
-                        src: o.src,
-                        door: name,
-                        limit,
-                    });
-                }
-                return;
-            }
+        // Only a set: one netlink message, bounded by the set's size and a
+        // netlink budget, not by the openings a minute meant for commands
+        // (a flood would use those up and lock the owner out).
+        let bounds = if set_only {
+            self.caps.check_nft(id, o.src, o.at)
         } else if costly {
             let before = self.engine.pending_stops_of(id);
-            if let Err(refusal) = self.caps.check(id, before, o.at) {
-                if let Refusal::Report(limit) = refusal {
-                    self.log(Notice::Refused {
-                        src: o.src,
-                        door: name,
-                        limit,
-                    });
-                }
-                return;
+            self.caps.check(id, before, o.at)
+        } else {
+            Ok(())
+        };
+        if let Err(refusal) = bounds {
+            if let Refusal::Report(limit) = refusal {
+                self.log(Notice::Refused {
+                    src: o.src,
+                    door: name,
+                    limit,
+                });
             }
+            return;
         }
         let Some(committed) = self.engine.commit(&o) else {
             return;
