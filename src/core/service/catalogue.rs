@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::caps::Limit;
-use super::notice::{Notice, Unjournaled, Value};
+use super::fields::Value;
+use super::notice::{Notice, Unjournaled};
 use super::record::{journal_entry, json_line, push_json_str};
 use super::validate::Forged;
 use crate::core::config::{ConfigError, Warning};
@@ -438,7 +439,7 @@ fn roff(s: &str) -> String {
 
 /// Every event name written in [`Notice::event`]'s source.
 fn names_in_source() -> Vec<String> {
-    let src = include_str!("notice.rs");
+    let src = include_str!("fields.rs");
     let start = src.find("pub fn event(&self)").unwrap();
     let end = start + src[start..].find("\n    }\n").unwrap();
     src[start..end]

@@ -32,6 +32,7 @@ mod caps;
 mod catalogue;
 mod commands;
 mod effect;
+mod fields;
 mod journal;
 mod notice;
 mod onetime;
@@ -53,7 +54,8 @@ pub use caps::Limit;
 pub use effect::{
     CommandEnd, CommandId, Effect, JournalEntry, JournalRecord, JournalWrite, Readiness, UsedMark,
 };
-pub use notice::{Field, Notice, Unjournaled, Value};
+pub use fields::{Field, Value};
+pub use notice::{Notice, Unjournaled};
 pub use record::{journal_entry, journal_key, json_line, push_json_str};
 pub use rotation::STEP_BACK;
 pub use validate::Forged;

@@ -10,7 +10,8 @@
 
 use std::fmt::Write as _;
 
-use super::notice::{Field, Notice, Value};
+use super::fields::{Field, Value};
+use super::notice::Notice;
 
 /// Appends `text` to `out` as a JSON string (quotes included): `"` and
 /// `\` escaped, control characters as `\n`, `\t`, ... or `\u00XX`, U+2028
