@@ -19,6 +19,8 @@
 
 mod action;
 mod attempts;
+mod doors;
+mod live;
 mod open;
 mod stops;
 
@@ -31,9 +33,12 @@ pub use action::{
     substitute, substitute_ip, Action, Command, CommandKind, Committed, DoorId, Event, OpenId,
     Opening, Tokens,
 };
+use doors::{door_map, door_states, same_but_users};
+use live::Live;
+pub use live::{Variant, MAX_VARIANTS};
 pub use stops::PendingStop;
 
-use crate::core::config::{Config, Door, Sequence, SequenceSource, Step};
+use crate::core::config::{Config, Door, Sequence, Step};
 use crate::core::knock::{Knock, Proto, Timestamp};
 use attempts::{Attempts, Insert, Source};
 use stops::Stops;
@@ -69,157 +74,6 @@ pub enum LocalAddrs {
     Any,
     /// The capture interfaces' addresses (empty while they have none).
     List(Vec<IpAddr>),
-}
-
-/// One sequence a door accepts. A fixed or one-time door has at most one;
-/// a rotating door has one per accepted period, labelled with the period's
-/// counter, and each opens once; a door of users (`Sequence_Secret_Dir`)
-/// has one per user and accepted period.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Variant {
-    /// The period counter of a rotating door; 0 otherwise.
-    pub label: u64,
-    pub sequence: Sequence,
-    /// A rotating door's sequence that already opened: completing it again
-    /// is a replay, refused.
-    pub used: bool,
-    /// Whose key the sequence was derived from (a door of users), for the
-    /// line that names who opened, `%USER%` and the used mark.
-    pub user: Option<Arc<str>>,
-}
-
-impl Variant {
-    /// The one sequence of a fixed or one-time door.
-    pub fn only(sequence: Sequence) -> Variant {
-        Variant {
-            label: 0,
-            sequence,
-            used: false,
-            user: None,
-        }
-    }
-}
-
-/// Sequences a door accepts at once at most: a rotating door's current
-/// period and up to three on either side, for each of its users.
-pub const MAX_VARIANTS: usize =
-    (2 * crate::core::rotate::MAX_SKEW as usize + 1) * crate::core::config::MAX_USERS;
-
-/// Past this many live sequences a door looks a knock up in a hash index
-/// instead of scanning them: a door of a thousand users costs the same per
-/// knock as a door of one.
-const SCAN_VARIANTS: usize = 8;
-
-/// The live sequences of a door, with the indexes that keep a knock's cost
-/// flat in their number.
-#[derive(Default)]
-struct Live {
-    variants: Vec<Variant>,
-    /// For each first step, the first variant (in order) starting with it
-    /// (only past [`SCAN_VARIANTS`]).
-    starts: HashMap<Step, u16>,
-    /// Every step of every variant (only past [`SCAN_VARIANTS`]).
-    steps: std::collections::HashSet<Step>,
-    /// Variants by a hash of their first k steps, k >= 2 (only past
-    /// [`SCAN_VARIANTS`], at a door of users): where an attempt goes when
-    /// its next step is not its sequence's but another's that begins
-    /// alike.
-    prefixes: HashMap<u64, Vec<u16>>,
-    /// Its sequences are users' (`Sequence_Secret_Dir`): they may share
-    /// first steps, so an attempt may move between them.
-    users: bool,
-}
-
-impl Live {
-    fn new(variants: Vec<Variant>) -> Live {
-        let mut live = Live {
-            variants,
-            ..Live::default()
-        };
-        live.users = live.variants.iter().any(|v| v.user.is_some());
-        if live.variants.len() > SCAN_VARIANTS {
-            for (i, v) in live.variants.iter().enumerate() {
-                let steps = v.sequence.steps();
-                live.starts.entry(steps[0]).or_insert(i as u16);
-                live.steps.extend(steps.iter().copied());
-                if live.users {
-                    for k in 2..=steps.len() {
-                        live.prefixes
-                            .entry(prefix_hash(&steps[..k]))
-                            .or_default()
-                            .push(i as u16);
-                    }
-                }
-            }
-        }
-        live
-    }
-
-    /// At a door of users, the first variant that begins with the steps
-    /// attempt `variant` matched so far (`stage` of them) and then `step`:
-    /// the sequence the attempt really follows. O(1) past
-    /// [`SCAN_VARIANTS`] (a hash of the prefix, then a check).
-    fn switch(&self, variant: u16, stage: usize, step: Step) -> Option<u16> {
-        if !self.users {
-            return None;
-        }
-        let matched = &self.variants.get(variant as usize)?.sequence.steps()[..stage];
-        let fits = |w: &Variant| {
-            let s = w.sequence.steps();
-            s.len() > stage && s[..stage] == *matched && s[stage] == step
-        };
-        if self.variants.len() > SCAN_VARIANTS {
-            let mut key = matched.to_vec();
-            key.push(step);
-            return self
-                .prefixes
-                .get(&prefix_hash(&key))?
-                .iter()
-                .copied()
-                .find(|&w| fits(&self.variants[w as usize]));
-        }
-        self.variants.iter().position(fits).map(|i| i as u16)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.variants.is_empty()
-    }
-
-    /// The variant a first step `step` starts: the first, in order, whose
-    /// first step it is.
-    #[inline]
-    fn starts(&self, step: Step) -> Option<u16> {
-        if self.variants.len() > SCAN_VARIANTS {
-            return self.starts.get(&step).copied();
-        }
-        self.variants
-            .iter()
-            .position(|v| v.sequence.steps()[0] == step)
-            .map(|i| i as u16)
-    }
-
-    /// Whether any variant has a step to `port` over `proto`.
-    #[inline]
-    fn has_step(&self, proto: Proto, port: u16) -> bool {
-        if self.variants.len() > SCAN_VARIANTS {
-            return self.steps.contains(&Step { proto, port });
-        }
-        self.variants.iter().any(|v| {
-            v.sequence
-                .steps()
-                .iter()
-                .any(|s| s.port == port && s.proto == proto)
-        })
-    }
-}
-
-/// A hash of a sequence's first steps (for [`Live::switch`]; collisions
-/// are checked there).
-fn prefix_hash(steps: &[Step]) -> u64 {
-    steps.iter().fold(0xcbf2_9ce4_8422_2325, |h, s| {
-        let v = (u64::from(s.port) << 1) | (s.proto as u64);
-        (h ^ v).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// A door at run time: its config and the sequences live now (none once a
@@ -917,59 +771,6 @@ enum Timer {
 #[inline]
 fn port_bit(proto: Proto, port: u16) -> usize {
     (proto as usize) * 65536 + port as usize
-}
-
-fn door_states(config: &Config) -> Vec<DoorState> {
-    config
-        .doors
-        .iter()
-        .map(|d| DoorState {
-            name: Arc::from(d.name.as_str()),
-            config: d.clone(),
-            live: Live::new(
-                d.sequence
-                    .current()
-                    .cloned()
-                    .map(Variant::only)
-                    .into_iter()
-                    .collect(),
-            ),
-            once: matches!(d.sequence, SequenceSource::Rotating { .. }),
-        })
-        .collect()
-}
-
-/// Whether `a` and `b` are the same door of users but for its users (a
-/// key added or revoked).
-fn same_but_users(a: &Door, b: &Door) -> bool {
-    use crate::core::config::SecretSource;
-    let strip = |d: &Door| {
-        let mut d = d.clone();
-        match &mut d.sequence {
-            SequenceSource::Rotating {
-                secret: SecretSource::Dir { users, .. },
-                ..
-            } => *users = None,
-            _ => return None,
-        }
-        Some(d)
-    };
-    matches!((strip(a), strip(b)), (Some(a), Some(b)) if a == b)
-}
-
-/// How door ids of `old` map to `new`: by name, and among doors sharing a
-/// name, by their order.
-fn door_map(old: &[DoorState], new: &[DoorState]) -> Vec<Option<DoorId>> {
-    let mut by_name: HashMap<&str, VecDeque<DoorId>> = HashMap::new();
-    for (i, d) in new.iter().enumerate() {
-        by_name
-            .entry(&d.name)
-            .or_default()
-            .push_back(DoorId(i as u16));
-    }
-    old.iter()
-        .map(|d| by_name.get_mut(&*d.name).and_then(VecDeque::pop_front))
-        .collect()
 }
 
 #[cfg(test)]
