@@ -7,7 +7,7 @@
 //! No root, no sleeping: the service in virtual time.
 //!
 //! `cargo test --release --test users_scale -- --nocapture` prints the
-//! figures (bench/users-scale.txt keeps them).
+//! the figures; `bench/users-scale` measures them on a release build.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
