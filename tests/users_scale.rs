@@ -6,7 +6,7 @@
 //! stays under its 4096-instruction limit; a period change stays cheap.
 //! No root, no sleeping: the service in virtual time.
 //!
-//! `cargo test --release --test users_scale -- --nocapture` prints the
+//! `cargo test --release --test users_scale -- --nocapture` prints
 //! the figures; `bench/users-scale` measures them on a release build.
 
 use std::net::IpAddr;
